@@ -6,6 +6,9 @@
 
 pub mod jute;
 pub mod proto;
+pub mod tree;
+pub mod session;
+pub mod config;
 pub mod server;
 pub mod cli;
 pub mod bench;
