@@ -9,6 +9,7 @@ pub mod proto;
 pub mod tree;
 pub mod session;
 pub mod config;
+pub mod processor;
 pub mod server;
 pub mod cli;
 pub mod bench;

@@ -1,0 +1,1102 @@
+//! The request processor: the pure heart of a standalone server.
+//!
+//! It takes what arrives from clients (a connect, a request frame, a closed
+//! connection, the passing of time) and returns effects: frames to send,
+//! connections to close, transactions to log, snapshots to take. It owns the
+//! data tree, the session table and the watches; it never touches a socket,
+//! a file or a clock, so it can be driven by tests and simulations directly.
+//!
+//! Writes are validated against the current tree (as ZooKeeper's
+//! PrepRequestProcessor does), turned into a transaction, and applied at
+//! once. Nothing applied may be seen before it is durable: every frame
+//! carries a `tag`, the zxid that must be on disk before the frame may go
+//! out, and the shell holds frames back until then.
+
+pub mod fourlw;
+
+use crate::jute::{Reader, Record, Writer};
+use crate::proto::txn::*;
+use crate::proto::*;
+use crate::session::{self, SessionTable};
+use crate::tree::watch::{self, ConnId, Watches};
+use crate::tree::{self, Change, DataTree, NodeKind, acl, path};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap};
+
+/// What the processor needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server_id: u8,
+    pub min_session_timeout: u32,
+    pub max_session_timeout: u32,
+    pub tick_time: u32,
+    pub extended_types: bool,
+    pub super_digest: Option<String>,
+    pub reconfig_enabled: bool,
+    pub snap_count: u64,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config, server_id: u8) -> Settings {
+        Settings {
+            server_id,
+            min_session_timeout: c.min_session_timeout,
+            max_session_timeout: c.max_session_timeout,
+            tick_time: c.tick_time,
+            extended_types: c.extended_types_enabled,
+            super_digest: c.super_digest.clone(),
+            reconfig_enabled: c.reconfig_enabled,
+            snap_count: c.snap_count,
+            container_check_interval_ms: c.container_check_interval_ms,
+            container_max_per_minute: c.container_max_per_minute,
+        }
+    }
+}
+
+/// Time as the shell reads it: wall clock for transaction times, a
+/// monotonic clock for expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub wall_ms: i64,
+    pub mono_ms: u64,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send `frame` once every transaction up to `tag` is durable.
+    Send { conn: ConnId, tag: i64, frame: Vec<u8> },
+    /// Close the connection after what was queued before it.
+    Close { conn: ConnId, tag: i64 },
+    /// Append to the transaction log.
+    Log { header: TxnHeader, txn: Txn },
+    /// Time for a snapshot: the shell takes one now (see `Processor::tree`).
+    Snapshot,
+}
+
+/// Per-connection counters, for `cons` and `stat`.
+#[derive(Debug, Clone, Default)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub established_wall_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Conn {
+    session: i64,
+    timeout: u32,
+    auth: Vec<Id>,
+    addr: String,
+    stats: ConnStats,
+}
+
+/// Server-wide counters.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+}
+
+pub struct Processor {
+    pub tree: DataTree,
+    pub sessions: SessionTable,
+    pub watches: Watches,
+    conns: BTreeMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    pub settings: Settings,
+    pub counters: Counters,
+    txns_since_snapshot: u64,
+    snapshot_after: u64,
+    last_reap_ms: u64,
+}
+
+type Res<T> = Result<T, ErrorCode>;
+
+fn fail<T>(code: ErrorCode) -> Res<T> {
+    Err(code)
+}
+
+impl Processor {
+    /// A processor over a recovered tree and the sessions it held.
+    pub fn new(settings: Settings, tree: DataTree, sessions: &[(i64, i32)], now: Clock) -> Processor {
+        let first = session::initial_session_id(settings.server_id, now.wall_ms);
+        let mut table = SessionTable::new(settings.tick_time, first);
+        for (id, timeout) in sessions {
+            table.add(*id, (*timeout).max(0) as u32, now.mono_ms);
+        }
+        let snapshot_after = Self::next_snapshot_threshold(settings.snap_count, tree.last_zxid);
+        Processor {
+            tree,
+            sessions: table,
+            watches: Watches::default(),
+            conns: BTreeMap::new(),
+            session_conn: HashMap::new(),
+            settings,
+            counters: Counters::default(),
+            txns_since_snapshot: 0,
+            snapshot_after,
+            last_reap_ms: now.mono_ms,
+        }
+    }
+
+    /// ZooKeeper spreads snapshots over [snapCount/2+1, snapCount] so servers
+    /// of an ensemble don't all snapshot at once.
+    fn next_snapshot_threshold(snap_count: u64, seed: i64) -> u64 {
+        let half = (snap_count / 2).max(1);
+        half + 1 + (seed.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % half
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// (connection, address, session, stats) for `cons`/`stat`.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, &str, i64, u32, &ConnStats)> {
+        self.conns
+            .iter()
+            .map(|(id, c)| (*id, c.addr.as_str(), c.session, c.timeout, &c.stats))
+    }
+
+    pub fn reset_connection_stats(&mut self) {
+        for c in self.conns.values_mut() {
+            c.stats.received = 0;
+            c.stats.sent = 0;
+        }
+    }
+
+    /// The sessions to store in a snapshot.
+    pub fn session_list(&self) -> Vec<(i64, i32)> {
+        let mut v: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .map(|s| (s.id, s.timeout_ms as i32))
+            .collect();
+        v.sort();
+        v
+    }
+
+    // ---- output helpers -------------------------------------------------
+
+    fn reply(&mut self, out: &mut Vec<Effect>, conn: ConnId, xid: i32, err: ErrorCode, body: &Response) {
+        let zxid = self.tree.last_zxid;
+        let mut frame = Vec::new();
+        encode_reply(
+            &ReplyHeader {
+                xid,
+                zxid,
+                err: err as i32,
+            },
+            body,
+            &mut frame,
+        );
+        self.send(out, conn, frame);
+    }
+
+    fn send(&mut self, out: &mut Vec<Effect>, conn: ConnId, frame: Vec<u8>) {
+        self.counters.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+        }
+        out.push(Effect::Send {
+            conn,
+            tag: self.tree.last_zxid,
+            frame,
+        });
+    }
+
+    fn notify(&mut self, out: &mut Vec<Effect>, conn: ConnId, event_type: i32, path: &str) {
+        let mut frame = Vec::new();
+        frame.write_i32(0);
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: self.tree.last_zxid,
+            err: 0,
+        }
+        .write(&mut frame);
+        WatcherEvent {
+            event_type,
+            state: keeper_state::SYNC_CONNECTED,
+            path: path.to_string(),
+        }
+        .write(&mut frame);
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        self.send(out, conn, frame);
+    }
+
+    fn fire(&mut self, out: &mut Vec<Effect>, changes: &[Change]) {
+        for ch in changes {
+            for n in self.watches.on_change(ch) {
+                self.notify(out, n.conn, n.event_type, &n.path);
+            }
+        }
+    }
+
+    fn close(&mut self, out: &mut Vec<Effect>, conn: ConnId) {
+        out.push(Effect::Close {
+            conn,
+            tag: self.tree.last_zxid,
+        });
+    }
+
+    // ---- connections ----------------------------------------------------
+
+    /// A new connection's first frame (a ConnectRequest).
+    pub fn connect(&mut self, conn: ConnId, addr: &str, frame: &[u8], now: Clock) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let Ok(req) = ConnectRequest::decode(frame) else {
+            tracing::info!(conn, addr, "malformed connect request; closing");
+            self.close(&mut out, conn);
+            return out;
+        };
+        if req.last_zxid_seen > self.tree.last_zxid {
+            tracing::info!(
+                addr,
+                "refusing session: client has seen zxid {:#x}, ours is {:#x}; it must try another server",
+                req.last_zxid_seen,
+                self.tree.last_zxid
+            );
+            self.close(&mut out, conn);
+            return out;
+        }
+        let timeout = (req.time_out.max(0) as u32)
+            .clamp(self.settings.min_session_timeout, self.settings.max_session_timeout);
+        let ip = addr
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+            .unwrap_or(addr)
+            .to_string();
+        let stats = ConnStats {
+            established_wall_ms: now.wall_ms,
+            received: 1,
+            ..Default::default()
+        };
+        self.counters.packets_received += 1;
+        let mut c = Conn {
+            session: 0,
+            timeout,
+            auth: vec![Id {
+                scheme: "ip".into(),
+                id: ip,
+            }],
+            addr: addr.to_string(),
+            stats,
+        };
+        if req.session_id != 0 {
+            let valid = req.passwd.as_ref() == session::password(req.session_id)
+                && self.sessions.touch(req.session_id, now.mono_ms);
+            if !valid {
+                // Expired or wrong password: ZooKeeper answers with timeout 0.
+                self.conns.insert(conn, c);
+                let resp = ConnectResponse {
+                    protocol_version: 0,
+                    time_out: 0,
+                    session_id: 0,
+                    passwd: Bytes::from_static(&[0u8; 16]),
+                    read_only: false,
+                };
+                let mut frame = Vec::new();
+                encode_framed(&resp, &mut frame);
+                self.send(&mut out, conn, frame);
+                self.close(&mut out, conn);
+                return out;
+            }
+            c.session = req.session_id;
+            let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
+            c.timeout = old_timeout.unwrap_or(timeout);
+            if let Some(old) = self.session_conn.insert(req.session_id, conn)
+                && old != conn
+            {
+                // The session moved to this connection; the old one is done.
+                if let Some(oc) = self.conns.get_mut(&old) {
+                    oc.session = 0;
+                }
+                self.close(&mut out, old);
+            }
+        } else {
+            let id = self.sessions.next_id();
+            c.session = id;
+            self.sessions.add(id, timeout, now.mono_ms);
+            self.session_conn.insert(id, conn);
+            let hdr = self.next_header(id, 0, OpCode::CreateSession, now);
+            self.commit(&mut out, hdr, Txn::CreateSession(CreateSessionTxn {
+                time_out: timeout as i32,
+            }));
+        }
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            time_out: c.timeout as i32,
+            session_id: c.session,
+            passwd: Bytes::copy_from_slice(&session::password(c.session)),
+            read_only: false,
+        };
+        self.conns.insert(conn, c);
+        let mut frame = Vec::new();
+        encode_framed(&resp, &mut frame);
+        self.send(&mut out, conn, frame);
+        out
+    }
+
+    /// The connection went away (client closed, network, or we closed it).
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.watches.remove_conn(conn);
+        if let Some(c) = self.conns.remove(&conn)
+            && self.session_conn.get(&c.session) == Some(&conn)
+        {
+            self.session_conn.remove(&c.session);
+        }
+    }
+
+    // ---- transactions ---------------------------------------------------
+
+    fn next_header(&self, session: i64, cxid: i32, op: OpCode, now: Clock) -> TxnHeader {
+        TxnHeader {
+            client_id: session,
+            cxid,
+            zxid: self.tree.last_zxid + 1,
+            time: now.wall_ms,
+            txn_type: op as i32,
+        }
+    }
+
+    /// Applies a transaction, logs it, fires its watches.
+    fn commit(&mut self, out: &mut Vec<Effect>, header: TxnHeader, txn: Txn) -> tree::Applied {
+        let mut changes = Vec::new();
+        let applied = self.tree.apply(&header, &txn, &mut changes);
+        match &txn {
+            Txn::CloseSession(_) => {
+                self.sessions.remove(header.client_id);
+            }
+            _ => {}
+        }
+        out.push(Effect::Log { header, txn });
+        self.fire(out, &changes);
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.snapshot_after {
+            self.txns_since_snapshot = 0;
+            self.snapshot_after =
+                Self::next_snapshot_threshold(self.settings.snap_count, self.tree.last_zxid);
+            out.push(Effect::Snapshot);
+        }
+        applied
+    }
+
+    // ---- requests -------------------------------------------------------
+
+    /// One request frame (header + body) from an established connection.
+    pub fn request(&mut self, conn: ConnId, frame: &[u8], now: Clock) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return out;
+        };
+        c.stats.received += 1;
+        self.counters.packets_received += 1;
+        let session = c.session;
+        let mut r = Reader::new(frame);
+        let Ok(h) = RequestHeader::read(&mut r) else {
+            tracing::info!(conn, "malformed request header; closing connection");
+            self.close(&mut out, conn);
+            return out;
+        };
+        if session == 0 || !self.sessions.touch(session, now.mono_ms) {
+            // The session is gone (expired or closing): the client must learn it.
+            self.reply(&mut out, conn, h.xid, ErrorCode::SessionExpired, &Response::Empty);
+            self.close(&mut out, conn);
+            return out;
+        }
+        let req = match Request::decode(h.op, &mut r) {
+            Ok(Some(req)) => req,
+            Ok(None) => {
+                tracing::warn!(conn, op = h.op, "request of unknown type");
+                self.reply(&mut out, conn, h.xid, ErrorCode::Unimplemented, &Response::Empty);
+                return out;
+            }
+            Err(e) => {
+                tracing::info!(conn, op = h.op, error = %e, "malformed request; closing connection");
+                self.close(&mut out, conn);
+                return out;
+            }
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.last_op = op_name(h.op);
+            c.stats.last_cxid = h.xid;
+        }
+        self.dispatch(&mut out, conn, session, h.xid, req, now);
+        let last = self.tree.last_zxid;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.last_zxid = last;
+        }
+        out
+    }
+
+    fn auth_of(&self, conn: ConnId) -> Vec<Id> {
+        self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default()
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<Effect>, conn: ConnId, session: i64, xid: i32, req: Request, now: Clock) {
+        let auth = self.auth_of(conn);
+        match req {
+            Request::Ping => self.reply(out, conn, xid::PING, ErrorCode::Ok, &Response::Empty),
+            Request::Auth(a) => self.authenticate(out, conn, xid, a),
+            Request::SetWatches(w) => {
+                self.set_watches(out, conn, w);
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::Empty);
+            }
+            Request::CloseSession => {
+                let hdr = self.next_header(session, xid, OpCode::CloseSession, now);
+                let paths = self.tree.ephemerals_of(session);
+                self.sessions.set_closing(session);
+                self.commit(out, hdr, Txn::CloseSession(CloseSessionTxn {
+                    paths_to_delete: paths,
+                }));
+                self.session_conn.remove(&session);
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::Empty);
+                self.close(out, conn);
+            }
+            Request::Sasl(_) => {
+                self.reply(out, conn, xid, ErrorCode::AuthFailed, &Response::Empty);
+                self.close(out, conn);
+            }
+            Request::Sync(s) => self.reply(out, conn, xid, ErrorCode::Ok, &Response::Sync(s.path)),
+            Request::Exists(e) => {
+                let res = self.exists(conn, &auth, &e.path, e.watch);
+                self.answer(out, conn, xid, res.map(Response::Stat));
+            }
+            Request::GetData(g) => {
+                let res = self.get_data(conn, &auth, &g.path, g.watch).map(|(d, s)| Response::Data(d, s));
+                self.answer(out, conn, xid, res);
+            }
+            Request::GetChildren(g) => {
+                let res = self.get_children(conn, &auth, &g.path, g.watch).map(|(c, _)| Response::Children(c));
+                self.answer(out, conn, xid, res);
+            }
+            Request::GetChildren2(g) => {
+                let res = self
+                    .get_children(conn, &auth, &g.path, g.watch)
+                    .map(|(c, s)| Response::Children2(c, s));
+                self.answer(out, conn, xid, res);
+            }
+            Request::GetAcl(g) => {
+                let res = self.get_acl(&auth, &g.path);
+                self.answer(out, conn, xid, res);
+            }
+            Request::GetAllChildrenNumber(g) => {
+                let res = self.node_for_read(&auth, &g.path).map(|_| Response::Number(self.tree.all_children_number(&g.path)));
+                self.answer(out, conn, xid, res);
+            }
+            Request::GetEphemerals(g) => {
+                let prefix = g.prefix_path.trim();
+                let mut paths = self.tree.ephemerals_of(session);
+                if !(prefix.is_empty() || prefix == "/") {
+                    paths.retain(|p| p.starts_with(prefix));
+                }
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::Paths(paths));
+            }
+            Request::WhoAmI => {
+                let infos = auth
+                    .iter()
+                    .map(|id| ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: acl::user_name(id),
+                    })
+                    .collect();
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::WhoAmI(infos));
+            }
+            Request::AddWatch(a) => {
+                let res = match a.mode {
+                    0 | 1 if path::validate(&a.path).is_ok() => {
+                        self.watches.add_persistent(&a.path, conn, a.mode == 1);
+                        Ok(Response::Empty)
+                    }
+                    _ => Err(ErrorCode::BadArguments),
+                };
+                self.answer(out, conn, xid, res);
+            }
+            Request::CheckWatches(w) => {
+                let found = self.watch_op(conn, &w.path, w.watcher_type, false);
+                self.answer(out, conn, xid, found.map(|_| Response::Empty));
+            }
+            Request::RemoveWatches(w) => {
+                let found = self.watch_op(conn, &w.path, w.watcher_type, true);
+                self.answer(out, conn, xid, found.map(|_| Response::Empty));
+            }
+            Request::MultiRead(ops) => {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let r = match op {
+                        MultiOp::GetData(g) => self
+                            .get_data(conn, &auth, &g.path, g.watch)
+                            .map(|(d, s)| MultiResult::GetData(d, s)),
+                        MultiOp::GetChildren(g) => self
+                            .get_children(conn, &auth, &g.path, g.watch)
+                            .map(|(c, _)| MultiResult::GetChildren(c)),
+                        _ => Err(ErrorCode::BadArguments),
+                    };
+                    results.push(r.unwrap_or_else(MultiResult::Error));
+                }
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::Multi(results));
+            }
+            write => self.write(out, conn, session, xid, &auth, write, now),
+        }
+    }
+
+    fn answer(&mut self, out: &mut Vec<Effect>, conn: ConnId, xid: i32, res: Res<Response>) {
+        match res {
+            Ok(body) => self.reply(out, conn, xid, ErrorCode::Ok, &body),
+            Err(e) => self.reply(out, conn, xid, e, &Response::Empty),
+        }
+    }
+
+    fn authenticate(&mut self, out: &mut Vec<Effect>, conn: ConnId, xid: i32, a: AuthPacket) {
+        let ids = match a.scheme.as_str() {
+            "digest" => match std::str::from_utf8(&a.auth) {
+                Ok(up) => {
+                    let d = acl::digest(up);
+                    let mut ids = Vec::new();
+                    if self.settings.super_digest.as_deref() == Some(d.as_str()) {
+                        ids.push(Id {
+                            scheme: "super".into(),
+                            id: String::new(),
+                        });
+                    }
+                    ids.push(Id {
+                        scheme: "digest".into(),
+                        id: d,
+                    });
+                    Some(ids)
+                }
+                Err(_) => None,
+            },
+            "ip" => Some(Vec::new()),
+            _ => None,
+        };
+        match ids {
+            Some(ids) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+                self.reply_zxid0(out, conn, xid, ErrorCode::Ok);
+            }
+            None => {
+                tracing::warn!(conn, scheme = %a.scheme, "authentication failed");
+                self.reply_zxid0(out, conn, xid, ErrorCode::AuthFailed);
+                self.close(out, conn);
+            }
+        }
+    }
+
+    /// Auth replies carry zxid 0, as ZooKeeper's do.
+    fn reply_zxid0(&mut self, out: &mut Vec<Effect>, conn: ConnId, xid: i32, err: ErrorCode) {
+        let mut frame = Vec::new();
+        encode_reply(
+            &ReplyHeader {
+                xid,
+                zxid: 0,
+                err: err as i32,
+            },
+            &Response::Empty,
+            &mut frame,
+        );
+        self.send(out, conn, frame);
+    }
+
+    fn set_watches(&mut self, out: &mut Vec<Effect>, conn: ConnId, w: SetWatches2) {
+        use event_type::*;
+        let rel = w.relative_zxid;
+        for p in &w.data_watches {
+            match self.tree.get(p) {
+                None => self.notify(out, conn, NODE_DELETED, p),
+                Some(n) if n.stat.mzxid > rel => self.notify(out, conn, NODE_DATA_CHANGED, p),
+                Some(_) => self.watches.data.add(p, conn, watch::STANDARD),
+            }
+        }
+        for p in &w.exist_watches {
+            if self.tree.get(p).is_some() {
+                self.notify(out, conn, NODE_CREATED, p);
+            } else {
+                self.watches.data.add(p, conn, watch::STANDARD);
+            }
+        }
+        for p in &w.child_watches {
+            match self.tree.get(p) {
+                None => self.notify(out, conn, NODE_DELETED, p),
+                Some(n) if n.stat.pzxid > rel => self.notify(out, conn, NODE_CHILDREN_CHANGED, p),
+                Some(_) => self.watches.child.add(p, conn, watch::STANDARD),
+            }
+        }
+        for p in &w.persistent_watches {
+            self.watches.add_persistent(p, conn, false);
+        }
+        for p in &w.persistent_recursive_watches {
+            self.watches.add_persistent(p, conn, true);
+        }
+    }
+
+    /// checkWatches / removeWatches. Types: 1 children, 2 data, 3 any,
+    /// 4 persistent, 5 persistent recursive.
+    fn watch_op(&mut self, conn: ConnId, p: &str, kind: i32, remove: bool) -> Res<()> {
+        use watch::{PERSISTENT, RECURSIVE, STANDARD};
+        let (child_mask, data_mask) = match kind {
+            1 => (STANDARD | PERSISTENT, 0),
+            2 => (0, STANDARD | PERSISTENT | RECURSIVE),
+            3 => (STANDARD | PERSISTENT | RECURSIVE, STANDARD | PERSISTENT | RECURSIVE),
+            4 => (PERSISTENT, PERSISTENT),
+            5 => (RECURSIVE, RECURSIVE),
+            _ => return fail(ErrorCode::BadArguments),
+        };
+        let found = if remove {
+            let a = child_mask != 0 && self.watches.child.remove(p, conn, child_mask);
+            let b = data_mask != 0 && self.watches.data.remove(p, conn, data_mask);
+            a || b
+        } else {
+            (child_mask != 0 && self.watches.child.contains(p, conn, child_mask))
+                || (data_mask != 0 && self.watches.data.contains(p, conn, data_mask))
+        };
+        if found { Ok(()) } else { fail(ErrorCode::NoWatcher) }
+    }
+
+    // ---- reads ----------------------------------------------------------
+
+    fn node_for_read(&self, auth: &[Id], p: &str) -> Res<&tree::Node> {
+        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        if !acl::allowed(&self.tree.acl_of(n), perms::READ, auth) {
+            return fail(ErrorCode::NoAuth);
+        }
+        Ok(n)
+    }
+
+    fn exists(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<Stat> {
+        if p.contains('\0') {
+            return fail(ErrorCode::BadArguments);
+        }
+        if let Some(n) = self.tree.get(p)
+            && !acl::allowed(&self.tree.acl_of(n), perms::READ, auth)
+        {
+            return fail(ErrorCode::NoAuth);
+        }
+        if watch {
+            self.watches.data.add(p, conn, watch::STANDARD);
+        }
+        self.tree.stat(p).ok_or(ErrorCode::NoNode)
+    }
+
+    fn get_data(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<(Bytes, Stat)> {
+        let n = self.node_for_read(auth, p)?;
+        let r = (n.data.clone(), n.stat());
+        if watch {
+            self.watches.data.add(p, conn, watch::STANDARD);
+        }
+        Ok(r)
+    }
+
+    fn get_children(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<(Vec<String>, Stat)> {
+        let n = self.node_for_read(auth, p)?;
+        let r = (n.children.iter().cloned().collect(), n.stat());
+        if watch {
+            self.watches.child.add(p, conn, watch::STANDARD);
+        }
+        Ok(r)
+    }
+
+    fn get_acl(&self, auth: &[Id], p: &str) -> Res<Response> {
+        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        let list = self.tree.acl_of(n);
+        if !acl::allowed(&list, perms::READ | perms::ADMIN, auth) {
+            return fail(ErrorCode::NoAuth);
+        }
+        let shown = if acl::allowed(&list, perms::ADMIN, auth) {
+            list
+        } else {
+            acl::mask_digests(list)
+        };
+        Ok(Response::Acl(shown, n.stat()))
+    }
+
+    // ---- writes ---------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(&mut self, out: &mut Vec<Effect>, conn: ConnId, session: i64, xid: i32, auth: &[Id], req: Request, now: Clock) {
+        let op = match &req {
+            Request::Create(op, _) => *op,
+            Request::CreateTtl(_) => OpCode::CreateTtl,
+            Request::Delete(_) => OpCode::Delete,
+            Request::SetData(_) => OpCode::SetData,
+            Request::SetAcl(_) => OpCode::SetAcl,
+            Request::Check(_) => OpCode::Check,
+            Request::Multi(_) => OpCode::Multi,
+            Request::Reconfig(_) => OpCode::Reconfig,
+            _ => OpCode::Error,
+        };
+        let hdr = self.next_header(session, xid, op, now);
+        let prepared: Res<Txn> = match &req {
+            Request::Create(op, c) => self.prep_create(*op, session, auth, &c.path, &c.data, &c.acl, c.flags, -1),
+            Request::CreateTtl(c) => self.prep_create(OpCode::CreateTtl, session, auth, &c.path, &c.data, &c.acl, c.flags, c.ttl),
+            Request::Delete(d) => self.prep_delete(auth, &d.path, d.version),
+            Request::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
+            Request::SetAcl(s) => self.prep_set_acl(auth, &s.path, &s.acl, s.version),
+            Request::Check(c) => self.prep_check(auth, &c.path, c.version),
+            Request::Reconfig(_) => {
+                if self.settings.reconfig_enabled {
+                    fail(ErrorCode::Unimplemented)
+                } else {
+                    fail(ErrorCode::ReconfigDisabled)
+                }
+            }
+            Request::Multi(ops) => Ok(self.prep_multi(&hdr, session, auth, ops)),
+            _ => fail(ErrorCode::Unimplemented),
+        };
+        match prepared {
+            Err(e) => {
+                let mut h = hdr;
+                h.txn_type = OpCode::Error as i32;
+                self.commit(out, h, Txn::error(e));
+                self.reply(out, conn, xid, e, &Response::Empty);
+            }
+            Ok(txn) => {
+                let mut h = hdr;
+                h.txn_type = txn.op() as i32;
+                let applied = self.commit(out, h, txn);
+                let body = match (&req, applied.err) {
+                    (_, e) if e != ErrorCode::Ok && op != OpCode::Multi => {
+                        // Prep said yes and apply said no: cannot happen with a
+                        // single writer, but never answer with a lie.
+                        tracing::error!(?e, "transaction failed after validation");
+                        self.reply(out, conn, xid, e, &Response::Empty);
+                        return;
+                    }
+                    (Request::Create(OpCode::Create, _), _) => Response::Create(applied.path),
+                    (Request::Create(..) | Request::CreateTtl(_), _) => {
+                        Response::Create2(applied.path, applied.stat.unwrap_or_default())
+                    }
+                    (Request::SetData(_) | Request::SetAcl(_), _) => {
+                        Response::Stat(applied.stat.unwrap_or_default())
+                    }
+                    (Request::Multi(_), _) => Response::Multi(
+                        applied
+                            .multi
+                            .into_iter()
+                            .map(|a| match (a.err, a.op) {
+                                (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
+                                (ErrorCode::Ok, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+                                    MultiResult::Create2(a.path, a.stat.unwrap_or_default())
+                                }
+                                (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
+                                (ErrorCode::Ok, OpCode::SetData) => MultiResult::SetData(a.stat.unwrap_or_default()),
+                                (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
+                                (e, _) => MultiResult::Error(e),
+                            })
+                            .collect(),
+                    ),
+                    _ => Response::Empty,
+                };
+                self.reply(out, conn, xid, ErrorCode::Ok, &body);
+            }
+        }
+    }
+
+    fn require(&self, auth: &[Id], node: &tree::Node, perm: i32) -> Res<()> {
+        if acl::allowed(&self.tree.acl_of(node), perm, auth) {
+            Ok(())
+        } else {
+            fail(ErrorCode::NoAuth)
+        }
+    }
+
+    fn valid_path(p: &str) -> Res<()> {
+        path::validate(p).map_err(|_| ErrorCode::BadArguments)
+    }
+
+    fn check_version(current: i32, expected: i32) -> Res<i32> {
+        if expected != -1 && expected != current {
+            return fail(ErrorCode::BadVersion);
+        }
+        Ok(current.wrapping_add(1))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prep_create(&self, op: OpCode, session: i64, auth: &[Id], p: &str, data: &Bytes, acl_in: &[Acl], flags: i32, ttl: i64) -> Res<Txn> {
+        let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.ttl && !self.settings.extended_types {
+            return fail(ErrorCode::Unimplemented);
+        }
+        if mode.ttl {
+            if ttl <= 0 || ttl > tree::MAX_TTL {
+                return fail(ErrorCode::BadArguments);
+            }
+        } else if ttl >= 0 {
+            return fail(ErrorCode::BadArguments);
+        }
+        let Some(slash) = p.rfind('/') else {
+            return fail(ErrorCode::BadArguments);
+        };
+        if p.contains('\0') {
+            return fail(ErrorCode::BadArguments);
+        }
+        let parent_path = if slash == 0 { "/" } else { &p[..slash] };
+        let acl_list = acl::fixup(acl_in, auth).ok_or(ErrorCode::InvalidAcl)?;
+        let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        self.require(auth, parent, perms::CREATE)?;
+        let cversion = parent.stat.cversion;
+        let full = if mode.sequential {
+            format!("{p}{cversion:010}")
+        } else {
+            p.to_string()
+        };
+        Self::valid_path(&full)?;
+        if full == "/" || self.tree.get(&full).is_some() {
+            return fail(ErrorCode::NodeExists);
+        }
+        if matches!(NodeKind::of(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
+            return fail(ErrorCode::NoChildrenForEphemerals);
+        }
+        let parent_cversion = cversion.wrapping_add(1);
+        Ok(if op == OpCode::CreateContainer || mode.container {
+            Txn::CreateContainer(CreateContainerTxn {
+                path: full,
+                data: data.clone(),
+                acl: acl_list,
+                parent_cversion,
+            })
+        } else if mode.ttl {
+            Txn::CreateTtl(CreateTtlTxn {
+                path: full,
+                data: data.clone(),
+                acl: acl_list,
+                parent_cversion,
+                ttl,
+            })
+        } else {
+            let _ = session;
+            Txn::Create(
+                if op == OpCode::CreateTtl { OpCode::Create2 } else { op },
+                CreateTxn {
+                    path: full,
+                    data: data.clone(),
+                    acl: acl_list,
+                    ephemeral: mode.ephemeral,
+                    parent_cversion,
+                },
+            )
+        })
+    }
+
+    fn prep_delete(&self, auth: &[Id], p: &str, version: i32) -> Res<Txn> {
+        let Some(slash) = p.rfind('/') else {
+            return fail(ErrorCode::BadArguments);
+        };
+        if p.contains('\0') || tree::is_special(p) {
+            return fail(ErrorCode::BadArguments);
+        }
+        let parent_path = if slash == 0 { "/" } else { &p[..slash] };
+        let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        self.require(auth, parent, perms::DELETE)?;
+        let node = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        Self::check_version(node.stat.version, version)?;
+        if !node.children.is_empty() {
+            return fail(ErrorCode::NotEmpty);
+        }
+        Ok(Txn::Delete(OpCode::Delete, DeleteTxn { path: p.to_string() }))
+    }
+
+    fn prep_set_data(&self, auth: &[Id], p: &str, data: &Bytes, version: i32) -> Res<Txn> {
+        Self::valid_path(p)?;
+        let node = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        self.require(auth, node, perms::WRITE)?;
+        let version = Self::check_version(node.stat.version, version)?;
+        Ok(Txn::SetData(SetDataTxn {
+            path: p.to_string(),
+            data: data.clone(),
+            version,
+        }))
+    }
+
+    fn prep_set_acl(&self, auth: &[Id], p: &str, acl_in: &[Acl], version: i32) -> Res<Txn> {
+        Self::valid_path(p)?;
+        let acl_list = acl::fixup(acl_in, auth).ok_or(ErrorCode::InvalidAcl)?;
+        let node = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        self.require(auth, node, perms::ADMIN)?;
+        let version = Self::check_version(node.stat.aversion, version)?;
+        Ok(Txn::SetAcl(SetAclTxn {
+            path: p.to_string(),
+            acl: acl_list,
+            version,
+        }))
+    }
+
+    fn prep_check(&self, auth: &[Id], p: &str, version: i32) -> Res<Txn> {
+        Self::valid_path(p)?;
+        let node = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        self.require(auth, node, perms::READ)?;
+        let version = Self::check_version(node.stat.version, version)?;
+        Ok(Txn::Check(CheckVersionTxn {
+            path: p.to_string(),
+            version,
+        }))
+    }
+
+    /// Validates a multi op by op, each against the tree as the ops before
+    /// it left it (applied speculatively, then undone), as ZooKeeper does
+    /// with its outstanding changes. The result is the transaction to log:
+    /// the real ops, or, on a failure, the ops up to the failing one and
+    /// error markers after it.
+    fn prep_multi(&mut self, hdr: &TxnHeader, session: i64, auth: &[Id], ops: &[MultiOp]) -> Txn {
+        let mut txns = Vec::with_capacity(ops.len());
+        let mut undos = Vec::new();
+        let mut failed = false;
+        let mut scratch = Vec::new();
+        for op in ops {
+            if failed {
+                txns.push(Txn::error(ErrorCode::RuntimeInconsistency));
+                continue;
+            }
+            let prepared = match op {
+                MultiOp::Create(o, c) => self.prep_create(*o, session, auth, &c.path, &c.data, &c.acl, c.flags, -1),
+                MultiOp::CreateTtl(c) => self.prep_create(OpCode::CreateTtl, session, auth, &c.path, &c.data, &c.acl, c.flags, c.ttl),
+                MultiOp::Delete(d) => self.prep_delete(auth, &d.path, d.version),
+                MultiOp::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
+                MultiOp::Check(c) => self.prep_check(auth, &c.path, c.version),
+                _ => fail(ErrorCode::BadArguments),
+            };
+            match prepared {
+                Ok(txn) => {
+                    match self.speculate(hdr, &txn, &mut scratch) {
+                        Ok(u) => undos.push(u),
+                        Err(e) => {
+                            failed = true;
+                            txns.push(Txn::error(e));
+                            continue;
+                        }
+                    }
+                    txns.push(txn);
+                }
+                Err(e) => {
+                    failed = true;
+                    txns.push(Txn::error(e));
+                }
+            }
+        }
+        for u in undos.into_iter().rev() {
+            self.tree.undo(u);
+        }
+        Txn::Multi(txns)
+    }
+
+    fn speculate(&mut self, hdr: &TxnHeader, txn: &Txn, ch: &mut Vec<Change>) -> Res<tree::Undo> {
+        let (z, t) = (hdr.zxid, hdr.time);
+        match txn {
+            Txn::Create(_, c) => {
+                let owner = if c.ephemeral { hdr.client_id } else { 0 };
+                self.tree.create_node(&c.path, c.data.clone(), &c.acl, owner, c.parent_cversion, z, t, ch).map(|(_, u)| u)
+            }
+            Txn::CreateContainer(c) => self
+                .tree
+                .create_node(&c.path, c.data.clone(), &c.acl, tree::CONTAINER_OWNER, c.parent_cversion, z, t, ch)
+                .map(|(_, u)| u),
+            Txn::CreateTtl(c) => self
+                .tree
+                .create_node(&c.path, c.data.clone(), &c.acl, NodeKind::ttl_owner(c.ttl), c.parent_cversion, z, t, ch)
+                .map(|(_, u)| u),
+            Txn::Delete(_, d) => self.tree.delete_node(&d.path, z, ch),
+            Txn::SetData(s) => self.tree.set_data(&s.path, s.data.clone(), s.version, z, t, ch).map(|(_, u)| u),
+            _ => Ok(tree::Undo::Nothing),
+        }
+    }
+
+    // ---- time -----------------------------------------------------------
+
+    /// Expires sessions and reaps empty containers and expired TTL nodes.
+    pub fn tick(&mut self, now: Clock) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for id in self.sessions.expired(now.mono_ms) {
+            tracing::info!("expiring session 0x{:x}", id);
+            let hdr = self.next_header(id, 0, OpCode::CloseSession, now);
+            let paths = self.tree.ephemerals_of(id);
+            self.commit(&mut out, hdr, Txn::CloseSession(CloseSessionTxn {
+                paths_to_delete: paths,
+            }));
+            if let Some(conn) = self.session_conn.remove(&id) {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = 0;
+                }
+                self.close(&mut out, conn);
+            }
+        }
+        let interval = self.settings.container_check_interval_ms.max(1);
+        if now.mono_ms.saturating_sub(self.last_reap_ms) >= interval {
+            self.last_reap_ms = now.mono_ms;
+            let budget = ((self.settings.container_max_per_minute as u64 * interval) / 60_000).max(1) as usize;
+            for p in self.reapable(now.wall_ms).into_iter().take(budget) {
+                let hdr = self.next_header(0, 0, OpCode::DeleteContainer, now);
+                self.commit(&mut out, hdr, Txn::Delete(OpCode::DeleteContainer, DeleteTxn { path: p }));
+            }
+        }
+        out
+    }
+
+    /// Containers that had children and have none now; TTL nodes with no
+    /// children whose TTL has passed since their last change.
+    fn reapable(&self, wall_ms: i64) -> Vec<String> {
+        let mut v = Vec::new();
+        for p in self.tree.containers() {
+            if let Some(n) = self.tree.get(p)
+                && n.stat.cversion > 0
+                && n.children.is_empty()
+            {
+                v.push(p.clone());
+            }
+        }
+        for p in self.tree.ttls() {
+            if let Some(n) = self.tree.get(p)
+                && let NodeKind::Ttl(ttl) = NodeKind::of(n.stat.ephemeral_owner)
+                && n.children.is_empty()
+                && ttl != 0
+                && wall_ms - n.stat.mtime > ttl
+            {
+                v.push(p.clone());
+            }
+        }
+        v
+    }
+}
+
+/// The short op names `cons` shows as the last operation.
+pub fn op_name(op: i32) -> &'static str {
+    match OpCode::from_i32(op) {
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => "CREA",
+        Some(OpCode::Delete) => "DELE",
+        Some(OpCode::Exists) => "EXIS",
+        Some(OpCode::GetData) => "GETD",
+        Some(OpCode::SetData) => "SETD",
+        Some(OpCode::GetAcl) => "GACL",
+        Some(OpCode::SetAcl) => "SACL",
+        Some(OpCode::GetChildren | OpCode::GetChildren2) => "GETC",
+        Some(OpCode::Sync) => "SYNC",
+        Some(OpCode::Ping) => "PING",
+        Some(OpCode::Check) => "CHEC",
+        Some(OpCode::Multi) => "MULT",
+        Some(OpCode::MultiRead) => "MLTR",
+        Some(OpCode::Auth) => "AUTH",
+        Some(OpCode::SetWatches | OpCode::SetWatches2) => "SETW",
+        Some(OpCode::CloseSession) => "CLOS",
+        Some(OpCode::AddWatch) => "ADDW",
+        Some(OpCode::WhoAmI) => "HOMI",
+        _ => "NA",
+    }
+}
+
+#[cfg(test)]
+mod tests;
