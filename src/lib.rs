@@ -7,6 +7,7 @@
 pub mod jute;
 pub mod proto;
 pub mod server;
+pub mod storage;
 pub mod cli;
 pub mod bench;
 pub mod operator;
