@@ -11,6 +11,7 @@ pub mod session;
 pub mod config;
 pub mod processor;
 pub mod server;
+pub mod storage;
 pub mod cli;
 pub mod bench;
 pub mod operator;
