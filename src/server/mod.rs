@@ -1,13 +1,105 @@
-//! `rzk server`: the network shell around the pure cores.
+//! `rzk server`: the IO shell around the pure cores.
+//!
+//! It reads zoo.cfg and myid, recovers the data tree from the data dir
+//! (`storage`), then runs three kinds of tokio tasks: one core task that owns
+//! the request `processor` and feeds its effects to sockets and the log; one
+//! reader and one writer task per client connection; and timers. Sockets,
+//! clocks and files live here and in `storage`, never in the cores.
 
+mod conn;
+mod core;
+mod recovery;
+
+use crate::config::Config;
+use anyhow::Context;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// Path to a zoo.cfg; embedded defaults without one.
-    pub config: Option<std::path::PathBuf>,
+    /// Path to a zoo.cfg; embedded defaults (127.0.0.1:2181, ./data) without one.
+    pub config: Option<PathBuf>,
+    /// Take the server id from the hostname `<name>-<ordinal>` (id = ordinal + 1),
+    /// as pods of a StatefulSet are named, instead of dataDir/myid.
+    #[arg(long)]
+    pub myid_from_hostname: bool,
+    /// Log as JSON lines instead of human-readable text (also RZK_LOG_FORMAT=json).
+    #[arg(long)]
+    pub log_json: bool,
 }
 
-pub fn run(_args: ServerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("rzk server is not implemented yet")
+pub fn init_logging(json: bool) {
+    let json = json || std::env::var("RZK_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Reads the configuration the way `rzk server` is asked to.
+pub fn load_config(args: &ServerArgs) -> anyhow::Result<Config> {
+    let cfg = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            Config::parse(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    for key in &cfg.unknown_keys {
+        tracing::warn!(key = %key, "unknown configuration key ignored");
+    }
+    Ok(cfg)
+}
+
+/// The server id: myid file, or hostname ordinal with --myid-from-hostname.
+fn server_id(cfg: &Config, args: &ServerArgs) -> anyhow::Result<u64> {
+    let myid_path = cfg.data_dir.join("myid");
+    let from_file = match std::fs::read_to_string(&myid_path) {
+        Ok(t) => Some(crate::config::parse_myid(&t)?),
+        Err(_) => None,
+    };
+    if args.myid_from_hostname {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .unwrap_or_default();
+        let id = crate::config::myid_from_hostname(host.trim()).with_context(|| {
+            format!("hostname {:?} does not end in -<ordinal>", host.trim())
+        })?;
+        if let Some(existing) = from_file
+            && existing != id
+        {
+            anyhow::bail!(
+                "data dir {} belongs to server {existing} but this pod is server {id}; refusing to start on another member's data",
+                cfg.data_dir.display()
+            );
+        }
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        std::fs::write(&myid_path, format!("{id}\n"))?;
+        return Ok(id);
+    }
+    if cfg.servers.is_empty() {
+        return Ok(from_file.unwrap_or(0));
+    }
+    from_file.with_context(|| format!("{} is missing: a replicated server needs its id", myid_path.display()))
+}
+
+pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    init_logging(args.log_json);
+    let cfg = load_config(&args)?;
+    let id = server_id(&cfg, &args)?;
+    if cfg.is_replicated() {
+        tracing::warn!("replicated mode is not implemented yet; serving standalone");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rzk")
+        .build()?;
+    runtime.block_on(core::serve(cfg, id))?;
+    Ok(ExitCode::SUCCESS)
 }

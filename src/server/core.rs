@@ -1,0 +1,380 @@
+//! The core task: owns the processor, turns its effects into IO.
+
+use super::conn::{self, Out};
+use super::recovery;
+use crate::config::Config;
+use crate::processor::fourlw::{self, ShellInfo};
+use crate::processor::{Clock, Effect, Processor, Settings};
+use crate::storage::{DataDir, LogEntry, TxnLog};
+use crate::tree::watch::ConnId;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What connection tasks tell the core.
+pub enum CoreMsg {
+    Connect {
+        conn: ConnId,
+        addr: String,
+        frame: Vec<u8>,
+        out: mpsc::UnboundedSender<Out>,
+    },
+    Request {
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    FourLetter {
+        word: &'static str,
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// Latency and load counters shared by the connection tasks.
+pub struct Stats {
+    pub latency_count: AtomicU64,
+    pub latency_total_ms: AtomicU64,
+    pub latency_min_ms: AtomicU64,
+    pub latency_max_ms: AtomicU64,
+    pub outstanding: AtomicI64,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            latency_count: AtomicU64::new(0),
+            latency_total_ms: AtomicU64::new(0),
+            latency_min_ms: AtomicU64::new(u64::MAX),
+            latency_max_ms: AtomicU64::new(0),
+            outstanding: AtomicI64::new(0),
+        }
+    }
+
+    pub fn record(&self, ms: u64) {
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_total_ms.fetch_add(ms, Ordering::Relaxed);
+        self.latency_min_ms.fetch_min(ms, Ordering::Relaxed);
+        self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        self.latency_count.store(0, Ordering::Relaxed);
+        self.latency_total_ms.store(0, Ordering::Relaxed);
+        self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
+        self.latency_max_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+struct Core {
+    p: Processor,
+    cfg: Config,
+    writers: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+    log: TxnLog,
+    dir: Arc<DataDir>,
+    start: Instant,
+    snapshot_busy: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+}
+
+fn clock(start: Instant) -> Clock {
+    Clock {
+        wall_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+        mono_ms: start.elapsed().as_millis() as u64,
+    }
+}
+
+impl Core {
+    fn handle(&mut self, msg: CoreMsg) {
+        let now = clock(self.start);
+        let effects = match msg {
+            CoreMsg::Connect {
+                conn,
+                addr,
+                frame,
+                out,
+            } => {
+                self.writers.insert(conn, out);
+                self.p.connect(conn, &addr, &frame, now)
+            }
+            CoreMsg::Request { conn, frame } => self.p.request(conn, &frame, now),
+            CoreMsg::Disconnected { conn } => {
+                self.writers.remove(&conn);
+                self.p.disconnected(conn);
+                Vec::new()
+            }
+            CoreMsg::FourLetter { word, reply } => {
+                let info = self.shell_info();
+                if word == "srst" {
+                    self.stats.reset();
+                }
+                let _ = reply.send(fourlw::answer(&mut self.p, word, &self.cfg.four_letter_words, &info));
+                Vec::new()
+            }
+        };
+        self.apply(effects);
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send { conn, tag, frame } => {
+                    if let Some(w) = self.writers.get(&conn) {
+                        let _ = w.send(Out::Frame { tag, frame });
+                    }
+                }
+                Effect::Close { conn, tag } => {
+                    if let Some(w) = self.writers.remove(&conn) {
+                        let _ = w.send(Out::Close { tag });
+                    }
+                }
+                Effect::Log { header, txn } => self.log.append(LogEntry { header, txn }),
+                Effect::Snapshot => self.snapshot(),
+            }
+        }
+    }
+
+    /// A snapshot of the tree as it is now. Building it is the only pause
+    /// writes see; encoding and fsync run on a blocking thread.
+    fn snapshot(&mut self) {
+        if self.snapshot_busy.swap(true, Ordering::SeqCst) {
+            tracing::warn!("too busy to snapshot, skipping");
+            return;
+        }
+        let zxid = self.p.last_zxid();
+        let snap = recovery::snapshot_of(&self.p.tree, self.p.session_list());
+        self.log.roll();
+        let dir = self.dir.clone();
+        let busy = self.snapshot_busy.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
+            match dir.write_snapshot(zxid, &snap) {
+                Ok(bytes) => tracing::info!(
+                    zxid = format_args!("0x{zxid:x}"),
+                    bytes,
+                    ms = t.elapsed().as_millis() as u64,
+                    "snapshot written"
+                ),
+                Err(e) => tracing::error!(error = %e, "snapshot failed"),
+            }
+            busy.store(false, Ordering::SeqCst);
+        });
+    }
+
+    fn shell_info(&self) -> ShellInfo {
+        let s = &self.stats;
+        let count = s.latency_count.load(Ordering::Relaxed);
+        let (data, logs) = self.dir.sizes();
+        let min = s.latency_min_ms.load(Ordering::Relaxed);
+        ShellInfo {
+            latency_min_ms: if min == u64::MAX { 0 } else { min },
+            latency_avg_ms: if count == 0 {
+                0.0
+            } else {
+                s.latency_total_ms.load(Ordering::Relaxed) as f64 / count as f64
+            },
+            latency_max_ms: s.latency_max_ms.load(Ordering::Relaxed),
+            outstanding: s.outstanding.load(Ordering::Relaxed).max(0) as u64,
+            data_dir_size: data,
+            log_dir_size: logs,
+            config: self.cfg.describe(),
+            mode: "standalone".into(),
+            uptime_ms: self.start.elapsed().as_millis() as u64,
+            open_fds: std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0),
+            max_fds: max_fds(),
+            fsync_threshold_exceeded: 0,
+            extra_mntr: Vec::new(),
+        }
+    }
+}
+
+fn max_fds() -> u64 {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0 {
+        l.rlim_cur
+    } else {
+        0
+    }
+}
+
+/// Recovers, then serves clients until SIGINT/SIGTERM.
+pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut dir = DataDir::open(&cfg.data_dir, &cfg.data_log_dir)?;
+    let rec = dir.recover()?;
+    let snapshot_zxid = rec.snapshot.as_ref().map(|(z, _)| *z);
+    let replayed = rec.entries.len();
+    let (tree, sessions) = recovery::rebuild(rec)?;
+    tracing::info!(
+        zxid = format_args!("0x{:x}", tree.last_zxid),
+        nodes = tree.node_count(),
+        sessions = sessions.len(),
+        replayed,
+        "recovered data tree"
+    );
+    // As ZooKeeper does at start-up: a snapshot of what was recovered, so
+    // the data dir always has one (Apache ZooKeeper refuses logs without).
+    if snapshot_zxid != Some(tree.last_zxid) {
+        dir.write_snapshot(tree.last_zxid, &recovery::snapshot_of(&tree, sessions.clone()))?;
+    }
+    let (log, durable) = TxnLog::start(&dir, tree.last_zxid, cfg.force_sync)?;
+    let settings = Settings::from_config(&cfg, id.min(255) as u8);
+    let processor = Processor::new(settings, tree, &sessions, clock(start));
+
+    let addr = format!("{}:{}", cfg.client_port_address, cfg.client_port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, server_id = id, "serving clients");
+
+    let dir = Arc::new(dir);
+    let stats = Arc::new(Stats::new());
+    let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
+    let tick_ms = (cfg.tick_time / 2).clamp(10, 250) as u64;
+    let purge_every = Duration::from_secs(cfg.purge_interval_hours as u64 * 3600);
+    let retain = cfg.snap_retain_count;
+    let max_buffer = cfg.jute_max_buffer;
+    let max_per_ip = cfg.max_client_cnxns;
+    let mut core = Core {
+        p: processor,
+        cfg,
+        writers: HashMap::new(),
+        log,
+        dir: dir.clone(),
+        start,
+        snapshot_busy: Arc::new(AtomicBool::new(false)),
+        stats: stats.clone(),
+    };
+
+    // A log that can no longer write is fatal: nothing more may be acknowledged.
+    let mut watch_log = durable.clone();
+    tokio::spawn(async move {
+        while watch_log.changed().await.is_ok() {}
+        tracing::error!("the transaction log writer stopped; exiting");
+        std::process::exit(1);
+    });
+
+    if !purge_every.is_zero() {
+        let dir = dir.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(purge_every);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let d = dir.clone();
+                match tokio::task::spawn_blocking(move || d.purge(retain)).await {
+                    Ok(Ok(())) => tracing::info!(retain, "purged old snapshots and logs"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    let accept = accept_loop(listener, core_tx.clone(), durable, stats, max_buffer, max_per_ip);
+    let core_loop = async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = core_rx.recv() => match msg {
+                    Some(m) => {
+                        core.handle(m);
+                        // Drain what else is queued before ticking again.
+                        while let Ok(m) = core_rx.try_recv() {
+                            core.handle(m);
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let effects = core.p.tick(clock(core.start));
+                    core.apply(effects);
+                }
+            }
+        }
+        core
+    };
+    tokio::select! {
+        r = accept => r?,
+        _ = core_loop => {},
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    // Dropping the core drops the log handle, which writes and syncs what is queued.
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    core: mpsc::UnboundedSender<CoreMsg>,
+    durable: watch::Receiver<i64>,
+    stats: Arc<Stats>,
+    max_buffer: usize,
+    max_per_ip: u32,
+) -> anyhow::Result<()> {
+    let per_ip: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
+    let mut next_conn: ConnId = 1;
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = addr.ip();
+        {
+            let mut m = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.entry(ip).or_insert(0);
+            if max_per_ip > 0 && *n >= max_per_ip {
+                tracing::warn!(%ip, max = max_per_ip, "too many connections from this address; closing the new one");
+                continue;
+            }
+            *n += 1;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = next_conn;
+        next_conn += 1;
+        let ctx = conn::Ctx {
+            conn,
+            addr,
+            core: core.clone(),
+            durable: durable.clone(),
+            stats: stats.clone(),
+            max_buffer,
+        };
+        let per_ip = per_ip.clone();
+        tokio::spawn(async move {
+            conn::run(stream, ctx).await;
+            let mut m = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = m.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        });
+    }
+}
