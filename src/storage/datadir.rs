@@ -62,10 +62,7 @@ fn read(path: &Path) -> Result<Vec<u8>, StorageError> {
 /// Which log files may hold txns after `snap_zxid`: the newest one starting
 /// at or before it and every later one (ZooKeeper's `getLogFiles`).
 pub fn logs_needed(logs: &[(i64, PathBuf)], snap_zxid: i64) -> &[(i64, PathBuf)] {
-    let first = logs
-        .iter()
-        .rposition(|(z, _)| *z <= snap_zxid)
-        .unwrap_or(0);
+    let first = logs.iter().rposition(|(z, _)| *z <= snap_zxid).unwrap_or(0);
     &logs[first..]
 }
 
@@ -84,7 +81,8 @@ impl DataDir {
         for dir in [data_dir, data_log_dir] {
             let v2 = dir.join(VERSION_DIR);
             fs::create_dir_all(&v2).map_err(io_err(format!("create {}", v2.display())))?;
-            let canonical = fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
+            let canonical =
+                fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
             if locked.contains(&canonical) {
                 continue;
             }
@@ -233,7 +231,9 @@ impl DataDir {
             }
             _ => {}
         }
-        let last_zxid = entries.last().map_or(snap_zxid, |e| e.header.zxid.max(snap_zxid));
+        let last_zxid = entries
+            .last()
+            .map_or(snap_zxid, |e| e.header.zxid.max(snap_zxid));
         Ok(Recovered {
             snapshot,
             entries,
@@ -251,7 +251,8 @@ impl DataDir {
                 .is_some_and(|n| n.starts_with(&format!("{TEMP_SNAP_PREFIX}.")))
             {
                 tracing::warn!(file = %ent.path().display(), "removing unfinished snapshot");
-                fs::remove_file(ent.path()).map_err(io_err(format!("remove {}", ent.path().display())))?;
+                fs::remove_file(ent.path())
+                    .map_err(io_err(format!("remove {}", ent.path().display())))?;
             }
         }
         Ok(())
@@ -272,10 +273,11 @@ impl DataDir {
             let mut w = BufWriter::with_capacity(1 << 20, f);
             let n = format::encode_snapshot(snap, zxid, &mut w)
                 .map_err(io_err(format!("write {}", tmp.display())))?;
-            let f = w
-                .into_inner()
-                .map_err(|e| StorageError::io(format!("write {}", tmp.display()), e.into_error()))?;
-            f.sync_all().map_err(io_err(format!("fsync {}", tmp.display())))?;
+            let f = w.into_inner().map_err(|e| {
+                StorageError::io(format!("write {}", tmp.display()), e.into_error())
+            })?;
+            f.sync_all()
+                .map_err(io_err(format!("fsync {}", tmp.display())))?;
             fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
             sync_dir(&self.snap_dir)?;
             Ok(n)
@@ -336,7 +338,9 @@ mod tests {
     };
 
     fn write_log(dir: &Path, entries: &[LogEntry], padding: usize) -> PathBuf {
-        let path = dir.join(VERSION_DIR).join(log_file_name(entries[0].header.zxid));
+        let path = dir
+            .join(VERSION_DIR)
+            .join(log_file_name(entries[0].header.zxid));
         let mut b = encode_file_header(LOG_MAGIC, LOG_DBID).to_vec();
         for e in entries {
             encode_record(e, &mut b);

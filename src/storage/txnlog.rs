@@ -254,7 +254,11 @@ impl Writer {
                 Command::Append(entry) => {
                     let zxid = entry.header.zxid;
                     if zxid <= self.last_zxid {
-                        tracing::warn!(zxid = format_args!("{zxid:#x}"), last = format_args!("{:#x}", self.last_zxid), "appending a zxid that does not increase");
+                        tracing::warn!(
+                            zxid = format_args!("{zxid:#x}"),
+                            last = format_args!("{:#x}", self.last_zxid),
+                            "appending a zxid that does not increase"
+                        );
                     }
                     self.last_zxid = self.last_zxid.max(zxid);
                     if self.current.is_none() {
@@ -271,9 +275,9 @@ impl Writer {
         if self.options.force_sync {
             for log in self.to_sync.iter().chain(self.current.iter()) {
                 let started = Instant::now();
-                log.file
-                    .sync_data()
-                    .map_err(|e| StorageError::io(format!("fdatasync {}", log.path.display()), e))?;
+                log.file.sync_data().map_err(|e| {
+                    StorageError::io(format!("fdatasync {}", log.path.display()), e)
+                })?;
                 fsyncs.push(started.elapsed().as_micros() as u64);
             }
             if self.dir_dirty {
@@ -427,7 +431,10 @@ mod tests {
             })
         };
         appender.join().unwrap();
-        assert_eq!(wait_durable(&mut durable, 3000, Duration::from_secs(120)), 3000);
+        assert_eq!(
+            wait_durable(&mut durable, 3000, Duration::from_secs(120)),
+            3000
+        );
         let stats = log.stats();
         assert_eq!(stats.entries, 3000);
         assert!(stats.fsync_count >= 1);
@@ -440,7 +447,10 @@ mod tests {
         Arc::try_unwrap(log).ok().unwrap().close().unwrap();
         // The file is preallocated and everything is there.
         let path = tmp.path().join("version-2/log.1");
-        assert_eq!(std::fs::metadata(&path).unwrap().len() % DEFAULT_PREALLOC, 0);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() % DEFAULT_PREALLOC,
+            0
+        );
         let r = dir.recover().unwrap();
         assert_eq!(r.entries, entries);
         assert_eq!(r.last_zxid, 3000);
