@@ -59,6 +59,41 @@ fn read(path: &Path) -> Result<Vec<u8>, StorageError> {
     fs::read(path).map_err(io_err(format!("read {}", path.display())))
 }
 
+/// Scans a log file, reading only as much of it as holds records: a
+/// preallocated file is mostly zeros, so reading stops at the first empty
+/// record. Returns the scan and the file's length.
+fn scan_log_file(
+    path: &Path,
+) -> Result<(Result<format::LogScan, format::FormatError>, u64), StorageError> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(io_err(format!("open {}", path.display())))?;
+    let file_len = f
+        .metadata()
+        .map_err(io_err(format!("stat {}", path.display())))?
+        .len();
+    let mut buf = Vec::new();
+    let mut want: u64 = 1 << 20;
+    loop {
+        let target = want.min(file_len);
+        (&mut f)
+            .take(target.saturating_sub(buf.len() as u64))
+            .read_to_end(&mut buf)
+            .map_err(io_err(format!("read {}", path.display())))?;
+        let at_eof = buf.len() as u64 >= file_len || (buf.len() as u64) < target;
+        let scan = format::scan_log(&buf);
+        let done = match &scan {
+            Err(_) => true,
+            // A zero length with room for a whole record header is the
+            // definite end; fewer bytes may just be the end of this read.
+            Ok(s) => s.tail == Tail::Clean && s.valid_len + 12 <= buf.len(),
+        };
+        if done || at_eof {
+            return Ok((scan, file_len));
+        }
+        want = want.saturating_mul(4);
+    }
+}
+
 /// Which log files may hold txns after `snap_zxid`: the newest one starting
 /// at or before it and every later one (ZooKeeper's `getLogFiles`).
 pub fn logs_needed(logs: &[(i64, PathBuf)], snap_zxid: i64) -> &[(i64, PathBuf)] {
@@ -155,8 +190,8 @@ impl DataDir {
         let mut last_logged: Option<i64> = None;
         for (i, (_, path)) in needed.iter().enumerate() {
             let is_last = i + 1 == needed.len();
-            let bytes = read(path)?;
-            let scan = match format::scan_log(&bytes) {
+            let (scan, file_len) = scan_log_file(path)?;
+            let scan = match scan {
                 Ok(scan) => scan,
                 // A crash while creating the newest file leaves it empty or
                 // with a partial header: nothing in it was ever acknowledged.
@@ -189,7 +224,7 @@ impl DataDir {
                 }
                 tracing::warn!(
                     file = %path.display(), offset, reason = %reason,
-                    dropped_bytes = bytes.len() - offset,
+                    dropped_bytes = file_len.saturating_sub(*offset as u64),
                     "cutting a torn or corrupt log tail"
                 );
                 let f = OpenOptions::new()
@@ -449,6 +484,39 @@ mod tests {
     }
 
     #[test]
+    fn large_padded_log_is_read_past_the_first_chunk() {
+        use crate::proto::txn::{SetDataTxn, Txn, TxnHeader};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = DataDir::open(tmp.path(), tmp.path()).unwrap();
+        let big: Vec<LogEntry> = (1..=3000)
+            .map(|z| LogEntry {
+                header: TxnHeader {
+                    client_id: 1,
+                    cxid: 1,
+                    zxid: z,
+                    time: 0,
+                    txn_type: 5,
+                },
+                txn: Txn::SetData(SetDataTxn {
+                    path: "/big".into(),
+                    data: vec![z as u8; 1000].into(),
+                    version: z as i32,
+                }),
+            })
+            .collect();
+        let path = write_log(tmp.path(), &big, 3 << 20);
+        assert!(fs::metadata(&path).unwrap().len() > 5 << 20);
+        assert_eq!(d.recover().unwrap().entries, big);
+        // Tear the last record, which lies past the first 1 MiB read.
+        let mut b = fs::read(&path).unwrap();
+        let end = b.len() - (3 << 20);
+        b[end - 20] ^= 0xff;
+        fs::write(&path, b).unwrap();
+        assert_eq!(d.recover().unwrap().entries, big[..2999]);
+        assert!(fs::metadata(&path).unwrap().len() < end as u64);
+    }
+
+    #[test]
     fn purge_keeps_newest_snapshots_and_the_logs_they_need() {
         let tmp = tempfile::tempdir().unwrap();
         let d = DataDir::open(tmp.path(), tmp.path()).unwrap();
@@ -468,7 +536,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(SNAP_PREFIX), vec![25, 35, 45]);
-        // log.15 holds 21..=25, needed to replay from snapshot 25.
+        // The log starting at zxid 21 holds 21..=30, needed to replay from snapshot 25.
         assert_eq!(names(LOG_PREFIX), vec![21, 31, 41, 51]);
         let (s, l) = d.sizes();
         assert!(s > 0 && l > 0);
