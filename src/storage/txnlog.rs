@@ -173,6 +173,15 @@ impl TxnLog {
     }
 }
 
+impl std::fmt::Debug for TxnLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnLog")
+            .field("stats", &self.stats())
+            .field("failure", &self.failure())
+            .finish()
+    }
+}
+
 impl Drop for TxnLog {
     fn drop(&mut self) {
         self.shutdown();
