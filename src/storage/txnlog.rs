@@ -116,6 +116,7 @@ impl TxnLog {
             dir_dirty: false,
             last_zxid,
             buf: Vec::with_capacity(1 << 16),
+            files_created: 0,
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -206,6 +207,7 @@ struct Writer {
     dir_dirty: bool,
     last_zxid: i64,
     buf: Vec<u8>,
+    files_created: u64,
 }
 
 fn run(
@@ -309,6 +311,7 @@ impl Writer {
             s.max_batch_size = s.max_batch_size.max(count);
         }
         s.bytes_written += bytes;
+        s.files = self.files_created;
         Ok(newest)
     }
 
@@ -356,6 +359,7 @@ impl Writer {
         file.write_all(&header)
             .map_err(|e| StorageError::io(format!("write {}", path.display()), e))?;
         self.dir_dirty = true;
+        self.files_created += 1;
         Ok(OpenLog {
             path,
             file,
@@ -445,6 +449,7 @@ mod tests {
             3000
         );
         let stats = log.stats();
+        eprintln!("{stats:?}");
         assert_eq!(stats.entries, 3000);
         assert!(stats.fsync_count >= 1);
         assert!(
@@ -453,6 +458,7 @@ mod tests {
             stats.fsync_count
         );
         assert!(stats.max_batch_size > 1);
+        assert_eq!(stats.files, 1);
         Arc::try_unwrap(log).ok().unwrap().close().unwrap();
         // The file is preallocated and everything is there.
         let path = tmp.path().join("version-2/log.1");
