@@ -27,7 +27,9 @@ fn zookeeper_missing() -> bool {
     if Path::new(ZK_SHARE).exists() {
         return false;
     }
-    eprintln!("SKIPPED: {ZK_SHARE} is absent; install Debian's `zookeeper` package to run the Apache ZooKeeper compatibility tests");
+    eprintln!(
+        "SKIPPED: {ZK_SHARE} is absent; install Debian's `zookeeper` package to run the Apache ZooKeeper compatibility tests"
+    );
     true
 }
 
@@ -105,11 +107,18 @@ impl ApacheZk {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut reply = String::new();
-                if s.write_all(b"srvr").is_ok() && s.read_to_string(&mut reply).is_ok() && reply.contains("Mode: standalone") {
+                if s.write_all(b"srvr").is_ok()
+                    && s.read_to_string(&mut reply).is_ok()
+                    && reply.contains("Mode: standalone")
+                {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "ZooKeeper did not start:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper did not start:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -117,7 +126,12 @@ impl ApacheZk {
     /// Runs zkCli.sh commands read from stdin; returns stdout and stderr.
     fn cli(&self, commands: &str) -> String {
         let mut child = Command::new("timeout")
-            .args(["120", ZK_CLI, "-server", &format!("127.0.0.1:{}", self.port)])
+            .args([
+                "120",
+                ZK_CLI,
+                "-server",
+                &format!("127.0.0.1:{}", self.port),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -166,8 +180,10 @@ impl Model {
             if n.stat.ephemeral_owner != 0 {
                 m.ephemeral_creates.push(n.path.clone());
             }
-            m.nodes
-                .insert(n.path.clone(), (n.data.clone(), acl, n.stat.ephemeral_owner));
+            m.nodes.insert(
+                n.path.clone(),
+                (n.data.clone(), acl, n.stat.ephemeral_owner),
+            );
         }
         m
     }
@@ -264,15 +280,24 @@ fn apache_zookeeper_data_dir_is_recovered_by_rzk() {
     commands.push("delete /c11".into());
     let out = zk.cli(&commands.join("\n"));
     for p in ["/a", "/a/b", "/eph", "/acl", "/c12"] {
-        assert!(out.contains(&format!("Created {p}")), "zkCli output:\n{out}");
+        assert!(
+            out.contains(&format!("Created {p}")),
+            "zkCli output:\n{out}"
+        );
     }
     let server_log = zk.kill();
 
     let mut dir = DataDir::open(&data, &logs).unwrap();
     let rec = dir.recover().unwrap();
     let (snap_zxid, snap) = rec.snapshot.clone().expect("a snapshot");
-    assert!(snap_zxid > 0, "snapCount=10 should have made a snapshot after zxid 0");
-    assert!(!rec.entries.is_empty(), "txns after the snapshot are in the log");
+    assert!(
+        snap_zxid > 0,
+        "snapCount=10 should have made a snapshot after zxid 0"
+    );
+    assert!(
+        !rec.entries.is_empty(),
+        "txns after the snapshot are in the log"
+    );
     assert!(rec.entries.iter().all(|e| e.header.zxid > snap_zxid));
     assert!(rec.last_zxid >= snap_zxid + rec.entries.len() as i64 - 1);
 
@@ -285,7 +310,11 @@ fn apache_zookeeper_data_dir_is_recovered_by_rzk() {
     assert_eq!(model.data("/c12"), Some(&b"last"[..]));
     assert_eq!(model.data("/c11"), None);
     assert_eq!(model.data("/c1"), Some(&b"x1"[..]));
-    let seq: Vec<_> = model.nodes.keys().filter(|p| p.starts_with("/seq-")).collect();
+    let seq: Vec<_> = model
+        .nodes
+        .keys()
+        .filter(|p| p.starts_with("/seq-"))
+        .collect();
     assert_eq!(seq.len(), 1, "{seq:?}");
     assert_eq!(seq[0].len(), "/seq-".len() + 10);
     let (acl_data, acl, _) = &model.nodes["/acl"];
@@ -295,8 +324,14 @@ fn apache_zookeeper_data_dir_is_recovered_by_rzk() {
     assert!(model.nodes.contains_key("/zookeeper"));
     assert!(model.nodes.contains_key(""));
     // The ephemeral node was created, then removed when zkCli's session closed.
-    assert!(model.ephemeral_creates.contains(&"/eph".to_string()), "{model:?}");
-    assert!(model.closed_session_deletes.contains(&"/eph".to_string()), "{model:?}");
+    assert!(
+        model.ephemeral_creates.contains(&"/eph".to_string()),
+        "{model:?}"
+    );
+    assert!(
+        model.closed_session_deletes.contains(&"/eph".to_string()),
+        "{model:?}"
+    );
     assert_eq!(model.data("/eph"), None);
 
     // Our digest calculation agrees with Apache's wherever the digest was
@@ -316,7 +351,10 @@ fn apache_zookeeper_data_dir_is_recovered_by_rzk() {
             checked += 1;
         }
     }
-    assert!(checked >= 1, "no snapshot digest to compare; server log:\n{server_log}");
+    assert!(
+        checked >= 1,
+        "no snapshot digest to compare; server log:\n{server_log}"
+    );
 }
 
 fn stat(zxid: i64, cversion: i32) -> StatPersisted {
@@ -437,7 +475,10 @@ fn rzk_data_dir_is_served_by_apache_zookeeper() {
         "secret\n",
         "Created /fromapache",
     ] {
-        assert!(out.contains(want), "missing {want:?} in zkCli output:\n{out}");
+        assert!(
+            out.contains(want),
+            "missing {want:?} in zkCli output:\n{out}"
+        );
     }
     let root_ls = out
         .lines()
@@ -461,7 +502,10 @@ fn rzk_data_dir_is_served_by_apache_zookeeper() {
         let want = format!(
             "The digest in the snapshot has digest version of 2, with zxid as 0x3, and digest value as {snapshot_digest}"
         );
-        assert!(server_log.contains(&want), "missing {want:?}:\n{server_log}");
+        assert!(
+            server_log.contains(&want),
+            "missing {want:?}:\n{server_log}"
+        );
         assert!(server_log.contains("highest zxid is 0x7"), "{server_log}");
     }
 

@@ -59,13 +59,45 @@ fn read(path: &Path) -> Result<Vec<u8>, StorageError> {
     fs::read(path).map_err(io_err(format!("read {}", path.display())))
 }
 
+/// Scans a log file, reading only as much of it as holds records: a
+/// preallocated file is mostly zeros, so reading stops at the first empty
+/// record. Returns the scan and the file's length.
+fn scan_log_file(
+    path: &Path,
+) -> Result<(Result<format::LogScan, format::FormatError>, u64), StorageError> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(io_err(format!("open {}", path.display())))?;
+    let file_len = f
+        .metadata()
+        .map_err(io_err(format!("stat {}", path.display())))?
+        .len();
+    let mut buf = Vec::new();
+    let mut want: u64 = 1 << 20;
+    loop {
+        let target = want.min(file_len);
+        (&mut f)
+            .take(target.saturating_sub(buf.len() as u64))
+            .read_to_end(&mut buf)
+            .map_err(io_err(format!("read {}", path.display())))?;
+        let at_eof = buf.len() as u64 >= file_len || (buf.len() as u64) < target;
+        let scan = format::scan_log(&buf);
+        let done = match &scan {
+            Err(_) => true,
+            // A zero length with room for a whole record header is the
+            // definite end; fewer bytes may just be the end of this read.
+            Ok(s) => s.tail == Tail::Clean && s.valid_len + 12 <= buf.len(),
+        };
+        if done || at_eof {
+            return Ok((scan, file_len));
+        }
+        want = want.saturating_mul(4);
+    }
+}
+
 /// Which log files may hold txns after `snap_zxid`: the newest one starting
 /// at or before it and every later one (ZooKeeper's `getLogFiles`).
 pub fn logs_needed(logs: &[(i64, PathBuf)], snap_zxid: i64) -> &[(i64, PathBuf)] {
-    let first = logs
-        .iter()
-        .rposition(|(z, _)| *z <= snap_zxid)
-        .unwrap_or(0);
+    let first = logs.iter().rposition(|(z, _)| *z <= snap_zxid).unwrap_or(0);
     &logs[first..]
 }
 
@@ -84,7 +116,8 @@ impl DataDir {
         for dir in [data_dir, data_log_dir] {
             let v2 = dir.join(VERSION_DIR);
             fs::create_dir_all(&v2).map_err(io_err(format!("create {}", v2.display())))?;
-            let canonical = fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
+            let canonical =
+                fs::canonicalize(dir).map_err(io_err(format!("resolve {}", dir.display())))?;
             if locked.contains(&canonical) {
                 continue;
             }
@@ -157,8 +190,8 @@ impl DataDir {
         let mut last_logged: Option<i64> = None;
         for (i, (_, path)) in needed.iter().enumerate() {
             let is_last = i + 1 == needed.len();
-            let bytes = read(path)?;
-            let scan = match format::scan_log(&bytes) {
+            let (scan, file_len) = scan_log_file(path)?;
+            let scan = match scan {
                 Ok(scan) => scan,
                 // A crash while creating the newest file leaves it empty or
                 // with a partial header: nothing in it was ever acknowledged.
@@ -191,7 +224,7 @@ impl DataDir {
                 }
                 tracing::warn!(
                     file = %path.display(), offset, reason = %reason,
-                    dropped_bytes = bytes.len() - offset,
+                    dropped_bytes = file_len.saturating_sub(*offset as u64),
                     "cutting a torn or corrupt log tail"
                 );
                 let f = OpenOptions::new()
@@ -233,7 +266,9 @@ impl DataDir {
             }
             _ => {}
         }
-        let last_zxid = entries.last().map_or(snap_zxid, |e| e.header.zxid.max(snap_zxid));
+        let last_zxid = entries
+            .last()
+            .map_or(snap_zxid, |e| e.header.zxid.max(snap_zxid));
         Ok(Recovered {
             snapshot,
             entries,
@@ -251,7 +286,8 @@ impl DataDir {
                 .is_some_and(|n| n.starts_with(&format!("{TEMP_SNAP_PREFIX}.")))
             {
                 tracing::warn!(file = %ent.path().display(), "removing unfinished snapshot");
-                fs::remove_file(ent.path()).map_err(io_err(format!("remove {}", ent.path().display())))?;
+                fs::remove_file(ent.path())
+                    .map_err(io_err(format!("remove {}", ent.path().display())))?;
             }
         }
         Ok(())
@@ -272,10 +308,11 @@ impl DataDir {
             let mut w = BufWriter::with_capacity(1 << 20, f);
             let n = format::encode_snapshot(snap, zxid, &mut w)
                 .map_err(io_err(format!("write {}", tmp.display())))?;
-            let f = w
-                .into_inner()
-                .map_err(|e| StorageError::io(format!("write {}", tmp.display()), e.into_error()))?;
-            f.sync_all().map_err(io_err(format!("fsync {}", tmp.display())))?;
+            let f = w.into_inner().map_err(|e| {
+                StorageError::io(format!("write {}", tmp.display()), e.into_error())
+            })?;
+            f.sync_all()
+                .map_err(io_err(format!("fsync {}", tmp.display())))?;
             fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
             sync_dir(&self.snap_dir)?;
             Ok(n)
@@ -336,7 +373,9 @@ mod tests {
     };
 
     fn write_log(dir: &Path, entries: &[LogEntry], padding: usize) -> PathBuf {
-        let path = dir.join(VERSION_DIR).join(log_file_name(entries[0].header.zxid));
+        let path = dir
+            .join(VERSION_DIR)
+            .join(log_file_name(entries[0].header.zxid));
         let mut b = encode_file_header(LOG_MAGIC, LOG_DBID).to_vec();
         for e in entries {
             encode_record(e, &mut b);
@@ -445,6 +484,39 @@ mod tests {
     }
 
     #[test]
+    fn large_padded_log_is_read_past_the_first_chunk() {
+        use crate::proto::txn::{SetDataTxn, Txn, TxnHeader};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut d = DataDir::open(tmp.path(), tmp.path()).unwrap();
+        let big: Vec<LogEntry> = (1..=3000)
+            .map(|z| LogEntry {
+                header: TxnHeader {
+                    client_id: 1,
+                    cxid: 1,
+                    zxid: z,
+                    time: 0,
+                    txn_type: 5,
+                },
+                txn: Txn::SetData(SetDataTxn {
+                    path: "/big".into(),
+                    data: vec![z as u8; 1000].into(),
+                    version: z as i32,
+                }),
+            })
+            .collect();
+        let path = write_log(tmp.path(), &big, 3 << 20);
+        assert!(fs::metadata(&path).unwrap().len() > 5 << 20);
+        assert_eq!(d.recover().unwrap().entries, big);
+        // Tear the last record, which lies past the first 1 MiB read.
+        let mut b = fs::read(&path).unwrap();
+        let end = b.len() - (3 << 20);
+        b[end - 20] ^= 0xff;
+        fs::write(&path, b).unwrap();
+        assert_eq!(d.recover().unwrap().entries, big[..2999]);
+        assert!(fs::metadata(&path).unwrap().len() < end as u64);
+    }
+
+    #[test]
     fn purge_keeps_newest_snapshots_and_the_logs_they_need() {
         let tmp = tempfile::tempdir().unwrap();
         let d = DataDir::open(tmp.path(), tmp.path()).unwrap();
@@ -464,7 +536,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(SNAP_PREFIX), vec![25, 35, 45]);
-        // log.15 holds 21..=25, needed to replay from snapshot 25.
+        // The log starting at zxid 21 holds 21..=30, needed to replay from snapshot 25.
         assert_eq!(names(LOG_PREFIX), vec![21, 31, 41, 51]);
         let (s, l) = d.sizes();
         assert!(s > 0 && l > 0);

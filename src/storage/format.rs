@@ -179,7 +179,9 @@ fn decode_body(txn_type: i32, r: &mut Reader<'_>) -> crate::jute::Result<Txn> {
                 _ if rest.is_empty() || rest.len() == digest_len => {
                     Ok(Txn::CloseSession(CloseSessionTxn::default()))
                 }
-                Ok(_) => Err(JuteError::Invalid("trailing bytes after closeSession".into())),
+                Ok(_) => Err(JuteError::Invalid(
+                    "trailing bytes after closeSession".into(),
+                )),
                 Err(e) => Err(e),
             }
         }
@@ -474,7 +476,10 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
             None => return Err(snap_err(format!("bad node path {:?}", node.path))),
             Some(i) => {
                 if !paths.contains(&node.path[..i]) {
-                    return Err(snap_err(format!("node {} comes before its parent", node.path)));
+                    return Err(snap_err(format!(
+                        "node {} comes before its parent",
+                        node.path
+                    )));
                 }
             }
         }
@@ -660,7 +665,10 @@ pub(crate) mod tests {
         assert_eq!(log_file_name(0x1_0000_0001), "log.100000001");
         assert_eq!(snapshot_file_name(0), "snapshot.0");
         assert_eq!(parse_file_name("snapshot.1a", SNAP_PREFIX), Some(0x1a));
-        assert_eq!(parse_file_name("log.ffffffffffffffff", LOG_PREFIX), Some(-1));
+        assert_eq!(
+            parse_file_name("log.ffffffffffffffff", LOG_PREFIX),
+            Some(-1)
+        );
         assert_eq!(parse_file_name("snapshot.1a.gz", SNAP_PREFIX), None);
         assert_eq!(parse_file_name("tmp.snapshot.1a", SNAP_PREFIX), None);
         assert_eq!(parse_file_name("log.", LOG_PREFIX), None);
@@ -707,7 +715,8 @@ pub(crate) mod tests {
         let body = CloseSessionTxn {
             paths_to_delete: vec!["/e".into()],
         };
-        for (with_body, with_digest) in [(false, false), (false, true), (true, false), (true, true)] {
+        for (with_body, with_digest) in [(false, false), (false, true), (true, false), (true, true)]
+        {
             let mut p = hdr.to_bytes();
             if with_body {
                 body.write(&mut p);
@@ -716,7 +725,11 @@ pub(crate) mod tests {
                 p.extend_from_slice(&digest);
             }
             let e = decode_payload(&p).unwrap();
-            let want = if with_body { body.clone() } else { CloseSessionTxn::default() };
+            let want = if with_body {
+                body.clone()
+            } else {
+                CloseSessionTxn::default()
+            };
             assert_eq!(e.txn, Txn::CloseSession(want), "{with_body} {with_digest}");
         }
     }

@@ -116,6 +116,7 @@ impl TxnLog {
             dir_dirty: false,
             last_zxid,
             buf: Vec::with_capacity(1 << 16),
+            files_created: 0,
         };
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -173,6 +174,15 @@ impl TxnLog {
     }
 }
 
+impl std::fmt::Debug for TxnLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TxnLog")
+            .field("stats", &self.stats())
+            .field("failure", &self.failure())
+            .finish()
+    }
+}
+
 impl Drop for TxnLog {
     fn drop(&mut self) {
         self.shutdown();
@@ -197,6 +207,7 @@ struct Writer {
     dir_dirty: bool,
     last_zxid: i64,
     buf: Vec<u8>,
+    files_created: u64,
 }
 
 fn run(
@@ -254,7 +265,11 @@ impl Writer {
                 Command::Append(entry) => {
                     let zxid = entry.header.zxid;
                     if zxid <= self.last_zxid {
-                        tracing::warn!(zxid = format_args!("{zxid:#x}"), last = format_args!("{:#x}", self.last_zxid), "appending a zxid that does not increase");
+                        tracing::warn!(
+                            zxid = format_args!("{zxid:#x}"),
+                            last = format_args!("{:#x}", self.last_zxid),
+                            "appending a zxid that does not increase"
+                        );
                     }
                     self.last_zxid = self.last_zxid.max(zxid);
                     if self.current.is_none() {
@@ -271,9 +286,9 @@ impl Writer {
         if self.options.force_sync {
             for log in self.to_sync.iter().chain(self.current.iter()) {
                 let started = Instant::now();
-                log.file
-                    .sync_data()
-                    .map_err(|e| StorageError::io(format!("fdatasync {}", log.path.display()), e))?;
+                log.file.sync_data().map_err(|e| {
+                    StorageError::io(format!("fdatasync {}", log.path.display()), e)
+                })?;
                 fsyncs.push(started.elapsed().as_micros() as u64);
             }
             if self.dir_dirty {
@@ -296,6 +311,7 @@ impl Writer {
             s.max_batch_size = s.max_batch_size.max(count);
         }
         s.bytes_written += bytes;
+        s.files = self.files_created;
         Ok(newest)
     }
 
@@ -343,6 +359,7 @@ impl Writer {
         file.write_all(&header)
             .map_err(|e| StorageError::io(format!("write {}", path.display()), e))?;
         self.dir_dirty = true;
+        self.files_created += 1;
         Ok(OpenLog {
             path,
             file,
@@ -427,8 +444,12 @@ mod tests {
             })
         };
         appender.join().unwrap();
-        assert_eq!(wait_durable(&mut durable, 3000, Duration::from_secs(120)), 3000);
+        assert_eq!(
+            wait_durable(&mut durable, 3000, Duration::from_secs(120)),
+            3000
+        );
         let stats = log.stats();
+        eprintln!("{stats:?}");
         assert_eq!(stats.entries, 3000);
         assert!(stats.fsync_count >= 1);
         assert!(
@@ -437,10 +458,14 @@ mod tests {
             stats.fsync_count
         );
         assert!(stats.max_batch_size > 1);
+        assert_eq!(stats.files, 1);
         Arc::try_unwrap(log).ok().unwrap().close().unwrap();
         // The file is preallocated and everything is there.
         let path = tmp.path().join("version-2/log.1");
-        assert_eq!(std::fs::metadata(&path).unwrap().len() % DEFAULT_PREALLOC, 0);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() % DEFAULT_PREALLOC,
+            0
+        );
         let r = dir.recover().unwrap();
         assert_eq!(r.entries, entries);
         assert_eq!(r.last_zxid, 3000);
