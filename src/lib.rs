@@ -4,14 +4,14 @@
 //! return outputs with no IO; shells (`server`, `storage`) wire them to
 //! sockets, disks and clocks.
 
-pub mod jute;
-pub mod proto;
-pub mod tree;
-pub mod session;
-pub mod config;
-pub mod processor;
-pub mod server;
-pub mod storage;
-pub mod cli;
 pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod jute;
 pub mod operator;
+pub mod processor;
+pub mod proto;
+pub mod server;
+pub mod session;
+pub mod storage;
+pub mod tree;

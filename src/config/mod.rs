@@ -226,7 +226,9 @@ impl Config {
             if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
                 continue;
             }
-            let Some((key, value)) = line.split_once(['=', ':']).map(|(k, v)| (k.trim(), v.trim()))
+            let Some((key, value)) = line
+                .split_once(['=', ':'])
+                .map(|(k, v)| (k.trim(), v.trim()))
             else {
                 return Err(bad(line, "", "expected key=value"));
             };
@@ -296,20 +298,37 @@ impl Config {
                 "admin.serverAddress" => c.admin_address = value.to_string(),
                 "admin.serverPort" => c.admin_port = port(key, value)?,
                 // Accepted and meaningless for rzk (or not yet used).
-                "electionAlg" | "quorumListenOnAllIPs" | "preAllocSize" | "globalOutstandingLimit"
-                | "skipACL" | "syncEnabled" | "peerType" | "dynamicConfigFile"
-                | "secureClientPort" | "fsync.warningthresholdms" | "maxCnxns"
-                | "localSessionsEnabled" | "localSessionsUpgradingEnabled"
-                | "digest.enabled" | "admin.idleTimeout" | "admin.commandURL"
-                | "metricsProvider.exportJvmInfo" | "clientPortListenBacklog"
-                | "leaderServes" | "snapshot.trust.empty" => {}
+                "electionAlg"
+                | "quorumListenOnAllIPs"
+                | "preAllocSize"
+                | "globalOutstandingLimit"
+                | "skipACL"
+                | "syncEnabled"
+                | "peerType"
+                | "dynamicConfigFile"
+                | "secureClientPort"
+                | "fsync.warningthresholdms"
+                | "maxCnxns"
+                | "localSessionsEnabled"
+                | "localSessionsUpgradingEnabled"
+                | "digest.enabled"
+                | "admin.idleTimeout"
+                | "admin.commandURL"
+                | "metricsProvider.exportJvmInfo"
+                | "clientPortListenBacklog"
+                | "leaderServes"
+                | "snapshot.trust.empty" => {}
                 _ if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
                         .parse()
                         .map_err(|_| bad(key, value, "server id must be a number"))?;
                     c.servers.push(parse_server(id, key, value)?);
                 }
-                _ if k.starts_with("ssl.") || k.starts_with("quorum.") || k.starts_with("group.") || k.starts_with("weight.") => {
+                _ if k.starts_with("ssl.")
+                    || k.starts_with("quorum.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.") =>
+                {
                     c.unknown_keys.push(key.to_string())
                 }
                 _ => c.unknown_keys.push(key.to_string()),
@@ -338,15 +357,27 @@ impl Config {
             c.snap_retain_count = 3;
         }
         if c.snap_count < 2 {
-            return Err(bad("snapCount", &c.snap_count.to_string(), "must be at least 2"));
+            return Err(bad(
+                "snapCount",
+                &c.snap_count.to_string(),
+                "must be at least 2",
+            ));
         }
         if c.jute_max_buffer < 1024 {
-            return Err(bad("jute.maxbuffer", &c.jute_max_buffer.to_string(), "must be at least 1024"));
+            return Err(bad(
+                "jute.maxbuffer",
+                &c.jute_max_buffer.to_string(),
+                "must be at least 1024",
+            ));
         }
         let mut ids = BTreeSet::new();
         for s in &c.servers {
             if !ids.insert(s.id) {
-                return Err(bad(&format!("server.{}", s.id), &s.host, "duplicate server id"));
+                return Err(bad(
+                    &format!("server.{}", s.id),
+                    &s.host,
+                    "duplicate server id",
+                ));
             }
         }
         Ok(c)
@@ -367,12 +398,24 @@ impl Config {
         vec![
             ("clientPort".into(), self.client_port.to_string()),
             ("secureClientPort".into(), "-1".into()),
-            ("dataDir".into(), self.data_dir.join("version-2").display().to_string()),
-            ("dataLogDir".into(), self.data_log_dir.join("version-2").display().to_string()),
+            (
+                "dataDir".into(),
+                self.data_dir.join("version-2").display().to_string(),
+            ),
+            (
+                "dataLogDir".into(),
+                self.data_log_dir.join("version-2").display().to_string(),
+            ),
             ("tickTime".into(), self.tick_time.to_string()),
             ("maxClientCnxns".into(), self.max_client_cnxns.to_string()),
-            ("minSessionTimeout".into(), self.min_session_timeout.to_string()),
-            ("maxSessionTimeout".into(), self.max_session_timeout.to_string()),
+            (
+                "minSessionTimeout".into(),
+                self.min_session_timeout.to_string(),
+            ),
+            (
+                "maxSessionTimeout".into(),
+                self.max_session_timeout.to_string(),
+            ),
             ("clientPortListenBacklog".into(), "-1".into()),
             ("serverId".into(), "0".into()),
         ]
@@ -388,7 +431,13 @@ pub fn parse_myid(text: &str) -> Result<u64, ConfigError> {
 
 /// The id a pod named `<name>-<ordinal>` takes: ordinal + 1.
 pub fn myid_from_hostname(hostname: &str) -> Option<u64> {
-    let ordinal: u64 = hostname.split('.').next()?.rsplit_once('-')?.1.parse().ok()?;
+    let ordinal: u64 = hostname
+        .split('.')
+        .next()?
+        .rsplit_once('-')?
+        .1
+        .parse()
+        .ok()?;
     Some(ordinal + 1)
 }
 
@@ -440,7 +489,10 @@ mod tests {
     #[test]
     fn myid_from_pod_hostname() {
         assert_eq!(myid_from_hostname("zk-0"), Some(1));
-        assert_eq!(myid_from_hostname("my-zk-12.my-zk-headless.ns.svc"), Some(13));
+        assert_eq!(
+            myid_from_hostname("my-zk-12.my-zk-headless.ns.svc"),
+            Some(13)
+        );
         assert_eq!(myid_from_hostname("nohyphen"), None);
     }
 }

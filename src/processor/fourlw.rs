@@ -11,7 +11,11 @@ use std::fmt::Write;
 
 /// The version string rzk reports; it names the ZooKeeper release whose
 /// protocol it speaks so version-sniffing tools behave.
-pub const VERSION: &str = concat!("3.9.3-rzk-", env!("CARGO_PKG_VERSION"), ", built on 2026-11-22 00:00 UTC");
+pub const VERSION: &str = concat!(
+    "3.9.3-rzk-",
+    env!("CARGO_PKG_VERSION"),
+    ", built on 2026-11-22 00:00 UTC"
+);
 
 /// Every word we know, as ZooKeeper lists them.
 pub const WORDS: &[&str] = &[
@@ -83,7 +87,11 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
                     " /{addr}[1](queued=0,recved={},sent={},sid=0x{session:x},lop={},est={},to={timeout},lcxid=0x{:x},lzxid=0x{:x},lresp=0,llat=0,minlat=0,avglat=0,maxlat=0)",
                     st.received,
                     st.sent,
-                    if st.last_op.is_empty() { "NA" } else { st.last_op },
+                    if st.last_op.is_empty() {
+                        "NA"
+                    } else {
+                        st.last_op
+                    },
                     st.established_wall_ms,
                     st.last_cxid,
                     st.last_zxid,
@@ -134,8 +142,10 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
             );
         }
         "wchc" => {
-            let sessions: std::collections::HashMap<u64, i64> =
-                p.connections().map(|(id, _, sid, _, _)| (id, sid)).collect();
+            let sessions: std::collections::HashMap<u64, i64> = p
+                .connections()
+                .map(|(id, _, sid, _, _)| (id, sid))
+                .collect();
             for (conn, paths) in p.watches.by_conn() {
                 let _ = writeln!(s, "0x{:x}", sessions.get(&conn).copied().unwrap_or(0));
                 for path in paths {
@@ -145,8 +155,10 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
             s.push('\n');
         }
         "wchp" => {
-            let sessions: std::collections::HashMap<u64, i64> =
-                p.connections().map(|(id, _, sid, _, _)| (id, sid)).collect();
+            let sessions: std::collections::HashMap<u64, i64> = p
+                .connections()
+                .map(|(id, _, sid, _, _)| (id, sid))
+                .collect();
             for (path, conns) in p.watches.by_path() {
                 let _ = writeln!(s, "{path}");
                 for c in conns {
@@ -192,8 +204,7 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
                 let _ = writeln!(s, "zk_{k}\t{v}");
             }
         }
-        "gtmk" => s.push_str("0"),
-        "stmk" => s.push_str("0"),
+        "gtmk" | "stmk" => s.push('0'),
         "hash" => s.push_str("Digest in the last 0 transactions is not available\n"),
         _ => {
             let _ = write!(s, "Unknown command {word}");
@@ -207,7 +218,11 @@ fn srvr(p: &Processor, info: &ShellInfo, s: &mut String, with_clients: bool) {
     if with_clients {
         let _ = writeln!(s, "Clients:");
         for (_, addr, _, _, st) in p.connections() {
-            let _ = writeln!(s, " /{addr}[1](queued=0,recved={},sent={})", st.received, st.sent);
+            let _ = writeln!(
+                s,
+                " /{addr}[1](queued=0,recved={},sent={})",
+                st.received, st.sent
+            );
         }
         s.push('\n');
     }
@@ -235,18 +250,36 @@ pub fn mntr(p: &Processor, info: &ShellInfo) -> Vec<(String, String)> {
         ("avg_latency".into(), java_double(info.latency_avg_ms)),
         ("max_latency".into(), info.latency_max_ms.to_string()),
         ("min_latency".into(), info.latency_min_ms.to_string()),
-        ("packets_received".into(), p.counters.packets_received.to_string()),
+        (
+            "packets_received".into(),
+            p.counters.packets_received.to_string(),
+        ),
         ("packets_sent".into(), p.counters.packets_sent.to_string()),
-        ("num_alive_connections".into(), p.connection_count().to_string()),
+        (
+            "num_alive_connections".into(),
+            p.connection_count().to_string(),
+        ),
         ("outstanding_requests".into(), info.outstanding.to_string()),
         ("server_state".into(), info.mode.clone()),
         ("znode_count".into(), p.tree.node_count().to_string()),
         ("watch_count".into(), p.watches.count().to_string()),
-        ("ephemerals_count".into(), p.tree.ephemeral_count().to_string()),
-        ("approximate_data_size".into(), p.tree.approximate_data_size().to_string()),
-        ("open_file_descriptor_count".into(), info.open_fds.to_string()),
+        (
+            "ephemerals_count".into(),
+            p.tree.ephemeral_count().to_string(),
+        ),
+        (
+            "approximate_data_size".into(),
+            p.tree.approximate_data_size().to_string(),
+        ),
+        (
+            "open_file_descriptor_count".into(),
+            info.open_fds.to_string(),
+        ),
         ("max_file_descriptor_count".into(), info.max_fds.to_string()),
-        ("fsync_threshold_exceed_count".into(), info.fsync_threshold_exceeded.to_string()),
+        (
+            "fsync_threshold_exceed_count".into(),
+            info.fsync_threshold_exceeded.to_string(),
+        ),
         ("uptime".into(), info.uptime_ms.to_string()),
         ("global_sessions".into(), p.sessions.len().to_string()),
         ("local_sessions".into(), "0".into()),

@@ -67,7 +67,11 @@ pub struct Clock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Send `frame` once every transaction up to `tag` is durable.
-    Send { conn: ConnId, tag: i64, frame: Vec<u8> },
+    Send {
+        conn: ConnId,
+        tag: i64,
+        frame: Vec<u8>,
+    },
     /// Close the connection after what was queued before it.
     Close { conn: ConnId, tag: i64 },
     /// Append to the transaction log.
@@ -124,7 +128,12 @@ fn fail<T>(code: ErrorCode) -> Res<T> {
 
 impl Processor {
     /// A processor over a recovered tree and the sessions it held.
-    pub fn new(settings: Settings, tree: DataTree, sessions: &[(i64, i32)], now: Clock) -> Processor {
+    pub fn new(
+        settings: Settings,
+        tree: DataTree,
+        sessions: &[(i64, i32)],
+        now: Clock,
+    ) -> Processor {
         let first = session::initial_session_id(settings.server_id, now.wall_ms);
         let mut table = SessionTable::new(settings.tick_time, first);
         for (id, timeout) in sessions {
@@ -187,7 +196,14 @@ impl Processor {
 
     // ---- output helpers -------------------------------------------------
 
-    fn reply(&mut self, out: &mut Vec<Effect>, conn: ConnId, xid: i32, err: ErrorCode, body: &Response) {
+    fn reply(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        xid: i32,
+        err: ErrorCode,
+        body: &Response,
+    ) {
         let zxid = self.tree.last_zxid;
         let mut frame = Vec::new();
         encode_reply(
@@ -269,8 +285,10 @@ impl Processor {
             self.close(&mut out, conn);
             return out;
         }
-        let timeout = (req.time_out.max(0) as u32)
-            .clamp(self.settings.min_session_timeout, self.settings.max_session_timeout);
+        let timeout = (req.time_out.max(0) as u32).clamp(
+            self.settings.min_session_timeout,
+            self.settings.max_session_timeout,
+        );
         let ip = addr
             .rsplit_once(':')
             .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
@@ -329,9 +347,13 @@ impl Processor {
             self.sessions.add(id, timeout, now.mono_ms);
             self.session_conn.insert(id, conn);
             let hdr = self.next_header(id, 0, OpCode::CreateSession, now);
-            self.commit(&mut out, hdr, Txn::CreateSession(CreateSessionTxn {
-                time_out: timeout as i32,
-            }));
+            self.commit(
+                &mut out,
+                hdr,
+                Txn::CreateSession(CreateSessionTxn {
+                    time_out: timeout as i32,
+                }),
+            );
         }
         let resp = ConnectResponse {
             protocol_version: 0,
@@ -373,11 +395,8 @@ impl Processor {
     fn commit(&mut self, out: &mut Vec<Effect>, header: TxnHeader, txn: Txn) -> tree::Applied {
         let mut changes = Vec::new();
         let applied = self.tree.apply(&header, &txn, &mut changes);
-        match &txn {
-            Txn::CloseSession(_) => {
-                self.sessions.remove(header.client_id);
-            }
-            _ => {}
+        if let Txn::CloseSession(_) = &txn {
+            self.sessions.remove(header.client_id);
         }
         out.push(Effect::Log { header, txn });
         self.fire(out, &changes);
@@ -410,7 +429,13 @@ impl Processor {
         };
         if session == 0 || !self.sessions.touch(session, now.mono_ms) {
             // The session is gone (expired or closing): the client must learn it.
-            self.reply(&mut out, conn, h.xid, ErrorCode::SessionExpired, &Response::Empty);
+            self.reply(
+                &mut out,
+                conn,
+                h.xid,
+                ErrorCode::SessionExpired,
+                &Response::Empty,
+            );
             self.close(&mut out, conn);
             return out;
         }
@@ -418,7 +443,13 @@ impl Processor {
             Ok(Some(req)) => req,
             Ok(None) => {
                 tracing::warn!(conn, op = h.op, "request of unknown type");
-                self.reply(&mut out, conn, h.xid, ErrorCode::Unimplemented, &Response::Empty);
+                self.reply(
+                    &mut out,
+                    conn,
+                    h.xid,
+                    ErrorCode::Unimplemented,
+                    &Response::Empty,
+                );
                 return out;
             }
             Err(e) => {
@@ -440,10 +471,21 @@ impl Processor {
     }
 
     fn auth_of(&self, conn: ConnId) -> Vec<Id> {
-        self.conns.get(&conn).map(|c| c.auth.clone()).unwrap_or_default()
+        self.conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default()
     }
 
-    fn dispatch(&mut self, out: &mut Vec<Effect>, conn: ConnId, session: i64, xid: i32, req: Request, now: Clock) {
+    fn dispatch(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: Clock,
+    ) {
         let auth = self.auth_of(conn);
         match req {
             Request::Ping => self.reply(out, conn, xid::PING, ErrorCode::Ok, &Response::Empty),
@@ -456,9 +498,13 @@ impl Processor {
                 let hdr = self.next_header(session, xid, OpCode::CloseSession, now);
                 let paths = self.tree.ephemerals_of(session);
                 self.sessions.set_closing(session);
-                self.commit(out, hdr, Txn::CloseSession(CloseSessionTxn {
-                    paths_to_delete: paths,
-                }));
+                self.commit(
+                    out,
+                    hdr,
+                    Txn::CloseSession(CloseSessionTxn {
+                        paths_to_delete: paths,
+                    }),
+                );
                 self.session_conn.remove(&session);
                 self.reply(out, conn, xid, ErrorCode::Ok, &Response::Empty);
                 self.close(out, conn);
@@ -473,11 +519,15 @@ impl Processor {
                 self.answer(out, conn, xid, res.map(Response::Stat));
             }
             Request::GetData(g) => {
-                let res = self.get_data(conn, &auth, &g.path, g.watch).map(|(d, s)| Response::Data(d, s));
+                let res = self
+                    .get_data(conn, &auth, &g.path, g.watch)
+                    .map(|(d, s)| Response::Data(d, s));
                 self.answer(out, conn, xid, res);
             }
             Request::GetChildren(g) => {
-                let res = self.get_children(conn, &auth, &g.path, g.watch).map(|(c, _)| Response::Children(c));
+                let res = self
+                    .get_children(conn, &auth, &g.path, g.watch)
+                    .map(|(c, _)| Response::Children(c));
                 self.answer(out, conn, xid, res);
             }
             Request::GetChildren2(g) => {
@@ -491,7 +541,9 @@ impl Processor {
                 self.answer(out, conn, xid, res);
             }
             Request::GetAllChildrenNumber(g) => {
-                let res = self.node_for_read(&auth, &g.path).map(|_| Response::Number(self.tree.all_children_number(&g.path)));
+                let res = self
+                    .node_for_read(&auth, &g.path)
+                    .map(|_| Response::Number(self.tree.all_children_number(&g.path)));
                 self.answer(out, conn, xid, res);
             }
             Request::GetEphemerals(g) => {
@@ -653,7 +705,10 @@ impl Processor {
         let (child_mask, data_mask) = match kind {
             1 => (STANDARD | PERSISTENT, 0),
             2 => (0, STANDARD | PERSISTENT | RECURSIVE),
-            3 => (STANDARD | PERSISTENT | RECURSIVE, STANDARD | PERSISTENT | RECURSIVE),
+            3 => (
+                STANDARD | PERSISTENT | RECURSIVE,
+                STANDARD | PERSISTENT | RECURSIVE,
+            ),
             4 => (PERSISTENT, PERSISTENT),
             5 => (RECURSIVE, RECURSIVE),
             _ => return fail(ErrorCode::BadArguments),
@@ -666,7 +721,11 @@ impl Processor {
             (child_mask != 0 && self.watches.child.contains(p, conn, child_mask))
                 || (data_mask != 0 && self.watches.data.contains(p, conn, data_mask))
         };
-        if found { Ok(()) } else { fail(ErrorCode::NoWatcher) }
+        if found {
+            Ok(())
+        } else {
+            fail(ErrorCode::NoWatcher)
+        }
     }
 
     // ---- reads ----------------------------------------------------------
@@ -703,7 +762,13 @@ impl Processor {
         Ok(r)
     }
 
-    fn get_children(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<(Vec<String>, Stat)> {
+    fn get_children(
+        &mut self,
+        conn: ConnId,
+        auth: &[Id],
+        p: &str,
+        watch: bool,
+    ) -> Res<(Vec<String>, Stat)> {
         let n = self.node_for_read(auth, p)?;
         let r = (n.children.iter().cloned().collect(), n.stat());
         if watch {
@@ -729,7 +794,16 @@ impl Processor {
     // ---- writes ---------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    fn write(&mut self, out: &mut Vec<Effect>, conn: ConnId, session: i64, xid: i32, auth: &[Id], req: Request, now: Clock) {
+    fn write(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        auth: &[Id],
+        req: Request,
+        now: Clock,
+    ) {
         let op = match &req {
             Request::Create(op, _) => *op,
             Request::CreateTtl(_) => OpCode::CreateTtl,
@@ -743,8 +817,19 @@ impl Processor {
         };
         let hdr = self.next_header(session, xid, op, now);
         let prepared: Res<Txn> = match &req {
-            Request::Create(op, c) => self.prep_create(*op, session, auth, &c.path, &c.data, &c.acl, c.flags, -1),
-            Request::CreateTtl(c) => self.prep_create(OpCode::CreateTtl, session, auth, &c.path, &c.data, &c.acl, c.flags, c.ttl),
+            Request::Create(op, c) => {
+                self.prep_create(*op, session, auth, &c.path, &c.data, &c.acl, c.flags, -1)
+            }
+            Request::CreateTtl(c) => self.prep_create(
+                OpCode::CreateTtl,
+                session,
+                auth,
+                &c.path,
+                &c.data,
+                &c.acl,
+                c.flags,
+                c.ttl,
+            ),
             Request::Delete(d) => self.prep_delete(auth, &d.path, d.version),
             Request::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
             Request::SetAcl(s) => self.prep_set_acl(auth, &s.path, &s.acl, s.version),
@@ -791,11 +876,14 @@ impl Processor {
                             .into_iter()
                             .map(|a| match (a.err, a.op) {
                                 (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
-                                (ErrorCode::Ok, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
-                                    MultiResult::Create2(a.path, a.stat.unwrap_or_default())
-                                }
+                                (
+                                    ErrorCode::Ok,
+                                    OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
+                                ) => MultiResult::Create2(a.path, a.stat.unwrap_or_default()),
                                 (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
-                                (ErrorCode::Ok, OpCode::SetData) => MultiResult::SetData(a.stat.unwrap_or_default()),
+                                (ErrorCode::Ok, OpCode::SetData) => {
+                                    MultiResult::SetData(a.stat.unwrap_or_default())
+                                }
                                 (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
                                 (e, _) => MultiResult::Error(e),
                             })
@@ -828,7 +916,17 @@ impl Processor {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn prep_create(&self, op: OpCode, session: i64, auth: &[Id], p: &str, data: &Bytes, acl_in: &[Acl], flags: i32, ttl: i64) -> Res<Txn> {
+    fn prep_create(
+        &self,
+        op: OpCode,
+        session: i64,
+        auth: &[Id],
+        p: &str,
+        data: &Bytes,
+        acl_in: &[Acl],
+        flags: i32,
+        ttl: i64,
+    ) -> Res<Txn> {
         let mode = CreateMode::from_flags(flags).ok_or(ErrorCode::BadArguments)?;
         if mode.ttl && !self.settings.extended_types {
             return fail(ErrorCode::Unimplemented);
@@ -860,7 +958,10 @@ impl Processor {
         if full == "/" || self.tree.get(&full).is_some() {
             return fail(ErrorCode::NodeExists);
         }
-        if matches!(NodeKind::of(parent.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
+        if matches!(
+            NodeKind::of(parent.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
             return fail(ErrorCode::NoChildrenForEphemerals);
         }
         let parent_cversion = cversion.wrapping_add(1);
@@ -882,7 +983,11 @@ impl Processor {
         } else {
             let _ = session;
             Txn::Create(
-                if op == OpCode::CreateTtl { OpCode::Create2 } else { op },
+                if op == OpCode::CreateTtl {
+                    OpCode::Create2
+                } else {
+                    op
+                },
                 CreateTxn {
                     path: full,
                     data: data.clone(),
@@ -909,7 +1014,12 @@ impl Processor {
         if !node.children.is_empty() {
             return fail(ErrorCode::NotEmpty);
         }
-        Ok(Txn::Delete(OpCode::Delete, DeleteTxn { path: p.to_string() }))
+        Ok(Txn::Delete(
+            OpCode::Delete,
+            DeleteTxn {
+                path: p.to_string(),
+            },
+        ))
     }
 
     fn prep_set_data(&self, auth: &[Id], p: &str, data: &Bytes, version: i32) -> Res<Txn> {
@@ -964,8 +1074,19 @@ impl Processor {
                 continue;
             }
             let prepared = match op {
-                MultiOp::Create(o, c) => self.prep_create(*o, session, auth, &c.path, &c.data, &c.acl, c.flags, -1),
-                MultiOp::CreateTtl(c) => self.prep_create(OpCode::CreateTtl, session, auth, &c.path, &c.data, &c.acl, c.flags, c.ttl),
+                MultiOp::Create(o, c) => {
+                    self.prep_create(*o, session, auth, &c.path, &c.data, &c.acl, c.flags, -1)
+                }
+                MultiOp::CreateTtl(c) => self.prep_create(
+                    OpCode::CreateTtl,
+                    session,
+                    auth,
+                    &c.path,
+                    &c.data,
+                    &c.acl,
+                    c.flags,
+                    c.ttl,
+                ),
                 MultiOp::Delete(d) => self.prep_delete(auth, &d.path, d.version),
                 MultiOp::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
                 MultiOp::Check(c) => self.prep_check(auth, &c.path, c.version),
@@ -1000,18 +1121,50 @@ impl Processor {
         match txn {
             Txn::Create(_, c) => {
                 let owner = if c.ephemeral { hdr.client_id } else { 0 };
-                self.tree.create_node(&c.path, c.data.clone(), &c.acl, owner, c.parent_cversion, z, t, ch).map(|(_, u)| u)
+                self.tree
+                    .create_node(
+                        &c.path,
+                        c.data.clone(),
+                        &c.acl,
+                        owner,
+                        c.parent_cversion,
+                        z,
+                        t,
+                        ch,
+                    )
+                    .map(|(_, u)| u)
             }
             Txn::CreateContainer(c) => self
                 .tree
-                .create_node(&c.path, c.data.clone(), &c.acl, tree::CONTAINER_OWNER, c.parent_cversion, z, t, ch)
+                .create_node(
+                    &c.path,
+                    c.data.clone(),
+                    &c.acl,
+                    tree::CONTAINER_OWNER,
+                    c.parent_cversion,
+                    z,
+                    t,
+                    ch,
+                )
                 .map(|(_, u)| u),
             Txn::CreateTtl(c) => self
                 .tree
-                .create_node(&c.path, c.data.clone(), &c.acl, NodeKind::ttl_owner(c.ttl), c.parent_cversion, z, t, ch)
+                .create_node(
+                    &c.path,
+                    c.data.clone(),
+                    &c.acl,
+                    NodeKind::ttl_owner(c.ttl),
+                    c.parent_cversion,
+                    z,
+                    t,
+                    ch,
+                )
                 .map(|(_, u)| u),
             Txn::Delete(_, d) => self.tree.delete_node(&d.path, z, ch),
-            Txn::SetData(s) => self.tree.set_data(&s.path, s.data.clone(), s.version, z, t, ch).map(|(_, u)| u),
+            Txn::SetData(s) => self
+                .tree
+                .set_data(&s.path, s.data.clone(), s.version, z, t, ch)
+                .map(|(_, u)| u),
             _ => Ok(tree::Undo::Nothing),
         }
     }
@@ -1025,9 +1178,13 @@ impl Processor {
             tracing::info!("expiring session 0x{:x}", id);
             let hdr = self.next_header(id, 0, OpCode::CloseSession, now);
             let paths = self.tree.ephemerals_of(id);
-            self.commit(&mut out, hdr, Txn::CloseSession(CloseSessionTxn {
-                paths_to_delete: paths,
-            }));
+            self.commit(
+                &mut out,
+                hdr,
+                Txn::CloseSession(CloseSessionTxn {
+                    paths_to_delete: paths,
+                }),
+            );
             if let Some(conn) = self.session_conn.remove(&id) {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.session = 0;
@@ -1038,10 +1195,15 @@ impl Processor {
         let interval = self.settings.container_check_interval_ms.max(1);
         if now.mono_ms.saturating_sub(self.last_reap_ms) >= interval {
             self.last_reap_ms = now.mono_ms;
-            let budget = ((self.settings.container_max_per_minute as u64 * interval) / 60_000).max(1) as usize;
+            let budget = ((self.settings.container_max_per_minute as u64 * interval) / 60_000)
+                .max(1) as usize;
             for p in self.reapable(now.wall_ms).into_iter().take(budget) {
                 let hdr = self.next_header(0, 0, OpCode::DeleteContainer, now);
-                self.commit(&mut out, hdr, Txn::Delete(OpCode::DeleteContainer, DeleteTxn { path: p }));
+                self.commit(
+                    &mut out,
+                    hdr,
+                    Txn::Delete(OpCode::DeleteContainer, DeleteTxn { path: p }),
+                );
             }
         }
         out
@@ -1076,7 +1238,9 @@ impl Processor {
 /// The short op names `cons` shows as the last operation.
 pub fn op_name(op: i32) -> &'static str {
     match OpCode::from_i32(op) {
-        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => "CREA",
+        Some(OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+            "CREA"
+        }
         Some(OpCode::Delete) => "DELE",
         Some(OpCode::Exists) => "EXIS",
         Some(OpCode::GetData) => "GETD",

@@ -67,9 +67,19 @@ fn connect(p: &mut Processor, conn: ConnId, now: u64) -> Client {
     }
 }
 
-fn call<R: Record>(p: &mut Processor, c: &mut Client, op: OpCode, body: &R, now: u64) -> (Vec<Effect>, ReplyHeader, Vec<u8>) {
+fn call<R: Record>(
+    p: &mut Processor,
+    c: &mut Client,
+    op: OpCode,
+    body: &R,
+    now: u64,
+) -> (Vec<Effect>, ReplyHeader, Vec<u8>) {
     c.xid += 1;
-    let mut frame = RequestHeader { xid: c.xid, op: op as i32 }.to_bytes();
+    let mut frame = RequestHeader {
+        xid: c.xid,
+        op: op as i32,
+    }
+    .to_bytes();
     body.write(&mut frame);
     let eff = p.request(c.conn, &frame, clock(now));
     let (h, b) = frames_to(&eff, c.conn)
@@ -87,7 +97,11 @@ fn create(p: &mut Processor, c: &mut Client, path: &str, flags: i32) -> (i32, St
         flags,
     };
     let (_, h, b) = call(p, c, OpCode::Create, &req, 10);
-    let name = if h.err == 0 { String::decode(&b).unwrap() } else { String::new() };
+    let name = if h.err == 0 {
+        String::decode(&b).unwrap()
+    } else {
+        String::new()
+    };
     (h.err, name)
 }
 
@@ -100,12 +114,36 @@ fn create_get_and_sequential_names() {
     let mut p = new_processor();
     let mut c = connect(&mut p, 1, 0);
     assert_eq!(create(&mut p, &mut c, "/a", 0), (0, "/a".into()));
-    assert_eq!(create(&mut p, &mut c, "/a", 0).0, ErrorCode::NodeExists as i32);
-    assert_eq!(create(&mut p, &mut c, "/a/s-", 2), (0, "/a/s-0000000000".into()));
-    assert_eq!(create(&mut p, &mut c, "/a/s-", 2), (0, "/a/s-0000000001".into()));
-    assert_eq!(create(&mut p, &mut c, "/b/c", 0).0, ErrorCode::NoNode as i32);
-    assert_eq!(create(&mut p, &mut c, "/a/", 0).0, ErrorCode::BadArguments as i32);
-    let (_, h, b) = call(&mut p, &mut c, OpCode::GetData, &GetDataRequest { path: "/a".into(), watch: false }, 10);
+    assert_eq!(
+        create(&mut p, &mut c, "/a", 0).0,
+        ErrorCode::NodeExists as i32
+    );
+    assert_eq!(
+        create(&mut p, &mut c, "/a/s-", 2),
+        (0, "/a/s-0000000000".into())
+    );
+    assert_eq!(
+        create(&mut p, &mut c, "/a/s-", 2),
+        (0, "/a/s-0000000001".into())
+    );
+    assert_eq!(
+        create(&mut p, &mut c, "/b/c", 0).0,
+        ErrorCode::NoNode as i32
+    );
+    assert_eq!(
+        create(&mut p, &mut c, "/a/", 0).0,
+        ErrorCode::BadArguments as i32
+    );
+    let (_, h, b) = call(
+        &mut p,
+        &mut c,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/a".into(),
+            watch: false,
+        },
+        10,
+    );
     assert_eq!(h.err, 0);
     let d = GetDataResponse::decode(&b).unwrap();
     assert_eq!(&d.data[..], b"v");
@@ -119,19 +157,57 @@ fn notification_comes_before_the_reply_that_shows_the_change() {
     let mut a = connect(&mut p, 1, 0);
     let mut b = connect(&mut p, 2, 0);
     create(&mut p, &mut a, "/w", 0);
-    call(&mut p, &mut a, OpCode::GetData, &GetDataRequest { path: "/w".into(), watch: true }, 10);
-    let (eff, h, _) = call(&mut p, &mut b, OpCode::SetData, &SetDataRequest { path: "/w".into(), data: Bytes::new(), version: -1 }, 10);
+    call(
+        &mut p,
+        &mut a,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/w".into(),
+            watch: true,
+        },
+        10,
+    );
+    let (eff, h, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::SetData,
+        &SetDataRequest {
+            path: "/w".into(),
+            data: Bytes::new(),
+            version: -1,
+        },
+        10,
+    );
     assert_eq!(h.err, 0);
     let to_a = frames_to(&eff, 1);
     assert_eq!(to_a.len(), 1);
     assert_eq!(to_a[0].0.xid, xid::NOTIFICATION);
     let ev = WatcherEvent::decode(&to_a[0].1).unwrap();
-    assert_eq!((ev.event_type, ev.path.as_str()), (event_type::NODE_DATA_CHANGED, "/w"));
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (event_type::NODE_DATA_CHANGED, "/w")
+    );
     // The notification's tag is the write's zxid: it can't overtake it.
-    let tags: Vec<i64> = eff.iter().filter_map(|e| match e { Effect::Send { tag, .. } => Some(*tag), _ => None }).collect();
+    let tags: Vec<i64> = eff
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { tag, .. } => Some(*tag),
+            _ => None,
+        })
+        .collect();
     assert!(tags.iter().all(|t| *t == h.zxid));
     // Fired once.
-    let (eff, _, _) = call(&mut p, &mut b, OpCode::SetData, &SetDataRequest { path: "/w".into(), data: Bytes::new(), version: -1 }, 10);
+    let (eff, _, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::SetData,
+        &SetDataRequest {
+            path: "/w".into(),
+            data: Bytes::new(),
+            version: -1,
+        },
+        10,
+    );
     assert!(frames_to(&eff, 1).is_empty());
 }
 
@@ -142,7 +218,10 @@ fn ephemerals_go_with_their_session_on_close_and_expiry() {
     let mut b = connect(&mut p, 2, 0);
     assert_eq!(create(&mut p, &mut a, "/ea", 1).0, 0);
     assert_eq!(create(&mut p, &mut b, "/eb", 1).0, 0);
-    assert_eq!(create(&mut p, &mut a, "/ea/x", 0).0, ErrorCode::NoChildrenForEphemerals as i32);
+    assert_eq!(
+        create(&mut p, &mut a, "/ea/x", 0).0,
+        ErrorCode::NoChildrenForEphemerals as i32
+    );
     call(&mut p, &mut a, OpCode::CloseSession, &0i32, 20);
     assert!(p.tree.get("/ea").is_none());
     assert!(p.tree.get("/eb").is_some());
@@ -150,7 +229,10 @@ fn ephemerals_go_with_their_session_on_close_and_expiry() {
     let eff = p.tick(clock(11_000));
     assert!(eff.is_empty());
     let eff = p.tick(clock(14_000));
-    assert!(eff.iter().any(|e| matches!(e, Effect::Close { conn: 2, .. })));
+    assert!(
+        eff.iter()
+            .any(|e| matches!(e, Effect::Close { conn: 2, .. }))
+    );
     assert!(p.tree.get("/eb").is_none());
     assert_eq!(p.sessions.len(), 0);
     let _ = b.session;
@@ -163,17 +245,62 @@ fn failed_multi_is_all_or_nothing_with_per_op_results() {
     create(&mut p, &mut c, "/m", 0);
     let mut body = Vec::new();
     for (op, rec) in [
-        (OpCode::Create, CreateRequest { path: "/m/1".into(), acl: acl::open_acl_unsafe(), ..Default::default() }.to_bytes()),
-        (OpCode::Create, CreateRequest { path: "/m/1/2".into(), acl: acl::open_acl_unsafe(), ..Default::default() }.to_bytes()),
-        (OpCode::Delete, DeleteRequest { path: "/nope".into(), version: -1 }.to_bytes()),
-        (OpCode::SetData, SetDataRequest { path: "/m".into(), data: Bytes::new(), version: -1 }.to_bytes()),
+        (
+            OpCode::Create,
+            CreateRequest {
+                path: "/m/1".into(),
+                acl: acl::open_acl_unsafe(),
+                ..Default::default()
+            }
+            .to_bytes(),
+        ),
+        (
+            OpCode::Create,
+            CreateRequest {
+                path: "/m/1/2".into(),
+                acl: acl::open_acl_unsafe(),
+                ..Default::default()
+            }
+            .to_bytes(),
+        ),
+        (
+            OpCode::Delete,
+            DeleteRequest {
+                path: "/nope".into(),
+                version: -1,
+            }
+            .to_bytes(),
+        ),
+        (
+            OpCode::SetData,
+            SetDataRequest {
+                path: "/m".into(),
+                data: Bytes::new(),
+                version: -1,
+            }
+            .to_bytes(),
+        ),
     ] {
-        MultiHeader { op: op as i32, done: false, err: -1 }.write(&mut body);
+        MultiHeader {
+            op: op as i32,
+            done: false,
+            err: -1,
+        }
+        .write(&mut body);
         body.extend(rec);
     }
-    MultiHeader { op: -1, done: true, err: -1 }.write(&mut body);
+    MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    }
+    .write(&mut body);
     c.xid += 1;
-    let mut frame = RequestHeader { xid: c.xid, op: OpCode::Multi as i32 }.to_bytes();
+    let mut frame = RequestHeader {
+        xid: c.xid,
+        op: OpCode::Multi as i32,
+    }
+    .to_bytes();
     frame.extend(body);
     let eff = p.request(1, &frame, clock(5));
     let (h, b) = frames_to(&eff, 1).pop().unwrap();
@@ -188,7 +315,15 @@ fn failed_multi_is_all_or_nothing_with_per_op_results() {
         assert_eq!(mh.op, OpCode::Error as i32);
         errs.push(r.read_i32().unwrap());
     }
-    assert_eq!(errs, vec![0, 0, ErrorCode::NoNode as i32, ErrorCode::RuntimeInconsistency as i32]);
+    assert_eq!(
+        errs,
+        vec![
+            0,
+            0,
+            ErrorCode::NoNode as i32,
+            ErrorCode::RuntimeInconsistency as i32
+        ]
+    );
     assert!(p.tree.get("/m/1").is_none());
     assert_eq!(p.tree.stat("/m").unwrap().cversion, 0);
 }
@@ -197,31 +332,83 @@ fn failed_multi_is_all_or_nothing_with_per_op_results() {
 fn acl_checks_and_super_user() {
     let mut p = new_processor();
     let mut a = connect(&mut p, 1, 0);
-    let auth = AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from_static(b"bob:pw") };
-    let mut frame = RequestHeader { xid: xid::AUTH, op: OpCode::Auth as i32 }.to_bytes();
+    let auth = AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Bytes::from_static(b"bob:pw"),
+    };
+    let mut frame = RequestHeader {
+        xid: xid::AUTH,
+        op: OpCode::Auth as i32,
+    }
+    .to_bytes();
     auth.write(&mut frame);
     let eff = p.request(1, &frame, clock(1));
     assert_eq!(frames_to(&eff, 1)[0].0.err, 0);
     let req = CreateRequest {
         path: "/secret".into(),
         data: Bytes::from_static(b"s"),
-        acl: vec![Acl { perms: perms::ALL, id: Id { scheme: "auth".into(), id: "".into() } }],
+        acl: vec![Acl {
+            perms: perms::ALL,
+            id: Id {
+                scheme: "auth".into(),
+                id: "".into(),
+            },
+        }],
         flags: 0,
     };
     let (_, h, _) = call(&mut p, &mut a, OpCode::Create, &req, 2);
     assert_eq!(h.err, 0);
     let mut other = connect(&mut p, 2, 0);
-    let (_, h, _) = call(&mut p, &mut other, OpCode::GetData, &GetDataRequest { path: "/secret".into(), watch: false }, 3);
+    let (_, h, _) = call(
+        &mut p,
+        &mut other,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/secret".into(),
+            watch: false,
+        },
+        3,
+    );
     assert_eq!(h.err, ErrorCode::NoAuth as i32);
-    let (_, h, b) = call(&mut p, &mut other, OpCode::GetAcl, &GetAclRequest { path: "/secret".into() }, 3);
+    let (_, h, b) = call(
+        &mut p,
+        &mut other,
+        OpCode::GetAcl,
+        &GetAclRequest {
+            path: "/secret".into(),
+        },
+        3,
+    );
     assert_eq!(h.err, ErrorCode::NoAuth as i32, "{b:?}");
-    let sup = AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Bytes::from_static(b"super:test") };
-    let mut frame = RequestHeader { xid: xid::AUTH, op: OpCode::Auth as i32 }.to_bytes();
+    let sup = AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Bytes::from_static(b"super:test"),
+    };
+    let mut frame = RequestHeader {
+        xid: xid::AUTH,
+        op: OpCode::Auth as i32,
+    }
+    .to_bytes();
     sup.write(&mut frame);
     p.request(2, &frame, clock(4));
-    let (_, h, _) = call(&mut p, &mut other, OpCode::GetData, &GetDataRequest { path: "/secret".into(), watch: false }, 5);
+    let (_, h, _) = call(
+        &mut p,
+        &mut other,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/secret".into(),
+            watch: false,
+        },
+        5,
+    );
     assert_eq!(h.err, 0);
-    let bad = CreateRequest { path: "/x".into(), acl: vec![], ..Default::default() };
+    let bad = CreateRequest {
+        path: "/x".into(),
+        acl: vec![],
+        ..Default::default()
+    };
     let (_, h, _) = call(&mut p, &mut other, OpCode::Create, &bad, 6);
     assert_eq!(h.err, ErrorCode::InvalidAcl as i32);
 }
@@ -230,12 +417,35 @@ fn acl_checks_and_super_user() {
 fn containers_and_ttl_nodes_are_reaped() {
     let mut p = new_processor();
     let mut c = connect(&mut p, 1, 0);
-    let req = CreateRequest { path: "/c".into(), acl: acl::open_acl_unsafe(), flags: 4, ..Default::default() };
-    assert_eq!(call(&mut p, &mut c, OpCode::CreateContainer, &req, 1).1.err, 0);
+    let req = CreateRequest {
+        path: "/c".into(),
+        acl: acl::open_acl_unsafe(),
+        flags: 4,
+        ..Default::default()
+    };
+    assert_eq!(
+        call(&mut p, &mut c, OpCode::CreateContainer, &req, 1).1.err,
+        0
+    );
     create(&mut p, &mut c, "/c/child", 0);
-    let ttl = CreateTtlRequest { path: "/t".into(), acl: acl::open_acl_unsafe(), flags: 5, ttl: 500, ..Default::default() };
+    let ttl = CreateTtlRequest {
+        path: "/t".into(),
+        acl: acl::open_acl_unsafe(),
+        flags: 5,
+        ttl: 500,
+        ..Default::default()
+    };
     assert_eq!(call(&mut p, &mut c, OpCode::CreateTtl, &ttl, 1).1.err, 0);
-    call(&mut p, &mut c, OpCode::Delete, &DeleteRequest { path: "/c/child".into(), version: -1 }, 2);
+    call(
+        &mut p,
+        &mut c,
+        OpCode::Delete,
+        &DeleteRequest {
+            path: "/c/child".into(),
+            version: -1,
+        },
+        2,
+    );
     p.sessions.touch(c.session, 1500);
     p.tick(clock(1500));
     assert!(p.tree.get("/c").is_none(), "empty container reaped");
@@ -247,13 +457,28 @@ fn resume_with_password_and_refuse_bad_one() {
     let mut p = new_processor();
     let c = connect(&mut p, 1, 0);
     p.disconnected(1);
-    let req = ConnectRequest { time_out: 10000, session_id: c.session, passwd: Bytes::copy_from_slice(&session::password(c.session)), ..Default::default() };
+    let req = ConnectRequest {
+        time_out: 10000,
+        session_id: c.session,
+        passwd: Bytes::copy_from_slice(&session::password(c.session)),
+        ..Default::default()
+    };
     let eff = p.connect(2, "127.0.0.1:5001", &req.to_bytes(), clock(100));
-    let Effect::Send { frame, .. } = &eff[0] else { panic!() };
-    assert_eq!(ConnectResponse::decode(&frame[4..]).unwrap().session_id, c.session);
-    let bad = ConnectRequest { passwd: Bytes::from_static(&[1; 16]), ..req };
+    let Effect::Send { frame, .. } = &eff[0] else {
+        panic!()
+    };
+    assert_eq!(
+        ConnectResponse::decode(&frame[4..]).unwrap().session_id,
+        c.session
+    );
+    let bad = ConnectRequest {
+        passwd: Bytes::from_static(&[1; 16]),
+        ..req
+    };
     let eff = p.connect(3, "127.0.0.1:5002", &bad.to_bytes(), clock(100));
-    let Effect::Send { frame, .. } = &eff[0] else { panic!() };
+    let Effect::Send { frame, .. } = &eff[0] else {
+        panic!()
+    };
     assert_eq!(ConnectResponse::decode(&frame[4..]).unwrap().time_out, 0);
     assert!(matches!(eff[1], Effect::Close { conn: 3, .. }));
 }
@@ -262,9 +487,20 @@ fn resume_with_password_and_refuse_bad_one() {
 fn malformed_requests_close_the_connection_without_panicking() {
     let mut p = new_processor();
     let _c = connect(&mut p, 1, 0);
-    for junk in [vec![], vec![0, 0, 0], vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff]] {
+    for junk in [
+        vec![],
+        vec![0, 0, 0],
+        vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff],
+    ] {
         let eff = p.request(1, &junk, clock(1));
-        assert!(eff.iter().any(|e| matches!(e, Effect::Close { .. })), "{junk:?}");
+        assert!(
+            eff.iter().any(|e| matches!(e, Effect::Close { .. })),
+            "{junk:?}"
+        );
     }
-    assert!(p.connect(9, "x", &[1, 2], clock(1)).iter().any(|e| matches!(e, Effect::Close { .. })));
+    assert!(
+        p.connect(9, "x", &[1, 2], clock(1))
+            .iter()
+            .any(|e| matches!(e, Effect::Close { .. }))
+    );
 }

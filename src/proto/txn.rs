@@ -134,6 +134,10 @@ impl Txn {
                 let m = MultiTxn::read(r)?;
                 let mut txns = Vec::with_capacity(m.txns.len());
                 for sub in m.txns {
+                    // A multi never nests; refusing it bounds the recursion.
+                    if sub.txn_type == OpCode::Multi as i32 {
+                        return Err(JuteError::Invalid("nested multi transaction".into()));
+                    }
                     txns.push(Txn::read_body(sub.txn_type, &mut Reader::new(&sub.data))?);
                 }
                 Txn::Multi(txns)

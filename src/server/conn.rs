@@ -57,7 +57,10 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
     let Ok(len) = rd.read_i32().await else { return };
     if let Some(word) = fourlw::word_of(len) {
         let (tx, rx) = oneshot::channel();
-        if ctx.core.send(CoreMsg::FourLetter { word, reply: tx }).is_ok()
+        if ctx
+            .core
+            .send(CoreMsg::FourLetter { word, reply: tx })
+            .is_ok()
             && let Ok(text) = rx.await
         {
             let _ = wr.write_all(text.as_bytes()).await;
@@ -97,7 +100,14 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
                 _ = &mut closed_rx => break,
             };
             arrived(&arrivals, &ctx.stats);
-            if ctx.core.send(CoreMsg::Request { conn: ctx.conn, frame }).is_err() {
+            if ctx
+                .core
+                .send(CoreMsg::Request {
+                    conn: ctx.conn,
+                    frame,
+                })
+                .is_err()
+            {
                 break;
             }
         }
@@ -105,7 +115,9 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
     // The core drops our writer's channel when it hears this, ending it.
     let _ = ctx.core.send(CoreMsg::Disconnected { conn: ctx.conn });
     let unanswered = arrivals.lock().map(|a| a.len()).unwrap_or(0) as i64;
-    ctx.stats.outstanding.fetch_sub(unanswered, Ordering::Relaxed);
+    ctx.stats
+        .outstanding
+        .fetch_sub(unanswered, Ordering::Relaxed);
     let _ = writer.await;
 }
 

@@ -116,7 +116,12 @@ impl Core {
                 if word == "srst" {
                     self.stats.reset();
                 }
-                let _ = reply.send(fourlw::answer(&mut self.p, word, &self.cfg.four_letter_words, &info));
+                let _ = reply.send(fourlw::answer(
+                    &mut self.p,
+                    word,
+                    &self.cfg.four_letter_words,
+                    &info,
+                ));
                 Vec::new()
             }
         };
@@ -188,7 +193,9 @@ impl Core {
             config: self.cfg.describe(),
             mode: "standalone".into(),
             uptime_ms: self.start.elapsed().as_millis() as u64,
-            open_fds: std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .map(|d| d.count() as u64)
+                .unwrap_or(0),
             max_fds: max_fds(),
             fsync_threshold_exceeded: 0,
             extra_mntr: Vec::new(),
@@ -227,7 +234,10 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     // As ZooKeeper does at start-up: a snapshot of what was recovered, so
     // the data dir always has one (Apache ZooKeeper refuses logs without).
     if snapshot_zxid != Some(tree.last_zxid) {
-        dir.write_snapshot(tree.last_zxid, &recovery::snapshot_of(&tree, sessions.clone()))?;
+        dir.write_snapshot(
+            tree.last_zxid,
+            &recovery::snapshot_of(&tree, sessions.clone()),
+        )?;
     }
     let (log, durable) = TxnLog::start(&dir, tree.last_zxid, cfg.force_sync)?;
     let settings = Settings::from_config(&cfg, id.min(255) as u8);
@@ -283,7 +293,14 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         });
     }
 
-    let accept = accept_loop(listener, core_tx.clone(), durable, stats, max_buffer, max_per_ip);
+    let accept = accept_loop(
+        listener,
+        core_tx.clone(),
+        durable,
+        stats,
+        max_buffer,
+        max_per_ip,
+    );
     let core_loop = async move {
         let mut tick = tokio::time::interval(Duration::from_millis(tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

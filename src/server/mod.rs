@@ -32,7 +32,9 @@ pub fn init_logging(json: bool) {
     let json = json || std::env::var("RZK_LOG_FORMAT").is_ok_and(|v| v == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -68,9 +70,8 @@ fn server_id(cfg: &Config, args: &ServerArgs) -> anyhow::Result<u64> {
             .ok()
             .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
             .unwrap_or_default();
-        let id = crate::config::myid_from_hostname(host.trim()).with_context(|| {
-            format!("hostname {:?} does not end in -<ordinal>", host.trim())
-        })?;
+        let id = crate::config::myid_from_hostname(host.trim())
+            .with_context(|| format!("hostname {:?} does not end in -<ordinal>", host.trim()))?;
         if let Some(existing) = from_file
             && existing != id
         {
@@ -86,7 +87,12 @@ fn server_id(cfg: &Config, args: &ServerArgs) -> anyhow::Result<u64> {
     if cfg.servers.is_empty() {
         return Ok(from_file.unwrap_or(0));
     }
-    from_file.with_context(|| format!("{} is missing: a replicated server needs its id", myid_path.display()))
+    from_file.with_context(|| {
+        format!(
+            "{} is missing: a replicated server needs its id",
+            myid_path.display()
+        )
+    })
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {

@@ -15,7 +15,11 @@ pub fn rebuild(rec: Recovered) -> anyhow::Result<(DataTree, Vec<(i64, i32)>)> {
                 t.acls.load(r, acl);
             }
             for n in snap.nodes {
-                let path = if n.path.is_empty() { "/".to_string() } else { n.path };
+                let path = if n.path.is_empty() {
+                    "/".to_string()
+                } else {
+                    n.path
+                };
                 if !t.insert_raw(&path, n.data, n.acl, n.stat) {
                     anyhow::bail!("snapshot 0x{zxid:x} has {path} without its parent");
                 }

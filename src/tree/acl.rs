@@ -234,9 +234,7 @@ pub fn allowed(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
         let id = &a.id;
         match id.scheme.as_str() {
             "world" => id.id == "anyone",
-            "digest" => auth
-                .iter()
-                .any(|c| c.scheme == "digest" && c.id == id.id),
+            "digest" => auth.iter().any(|c| c.scheme == "digest" && c.id == id.id),
             "ip" => auth
                 .iter()
                 .any(|c| c.scheme == "ip" && ip_matches(&id.id, &c.id)),

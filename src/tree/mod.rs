@@ -149,9 +149,24 @@ impl DataTree {
     /// with the same stats and ACL references Apache ZooKeeper gives them.
     pub fn new() -> DataTree {
         let mut t = DataTree::empty();
-        t.insert_raw("/", Bytes::new(), acl::OPEN_UNSAFE_REF, StatPersisted::default());
-        t.insert_raw(ZOOKEEPER, Bytes::new(), acl::OPEN_UNSAFE_REF, StatPersisted::default());
-        t.insert_raw(QUOTA, Bytes::new(), acl::OPEN_UNSAFE_REF, StatPersisted::default());
+        t.insert_raw(
+            "/",
+            Bytes::new(),
+            acl::OPEN_UNSAFE_REF,
+            StatPersisted::default(),
+        );
+        t.insert_raw(
+            ZOOKEEPER,
+            Bytes::new(),
+            acl::OPEN_UNSAFE_REF,
+            StatPersisted::default(),
+        );
+        t.insert_raw(
+            QUOTA,
+            Bytes::new(),
+            acl::OPEN_UNSAFE_REF,
+            StatPersisted::default(),
+        );
         let config_acl = t.acls.intern(&acl::read_acl_unsafe());
         // ZooKeeper sets this ACL with version -1, which lands in aversion.
         let stat = StatPersisted {
@@ -431,7 +446,8 @@ impl DataTree {
             data: node.data.clone(),
             stat: node.stat.clone(),
         };
-        self.data_size = (self.data_size + data.len() as u64).saturating_sub(node.data.len() as u64);
+        self.data_size =
+            (self.data_size + data.len() as u64).saturating_sub(node.data.len() as u64);
         node.data = data;
         node.stat.mtime = time;
         node.stat.mzxid = zxid;
@@ -441,7 +457,12 @@ impl DataTree {
         Ok((stat, undo))
     }
 
-    pub fn set_acl(&mut self, path: &str, acl: &[Acl], aversion: i32) -> Result<(Stat, Undo), ErrorCode> {
+    pub fn set_acl(
+        &mut self,
+        path: &str,
+        acl: &[Acl],
+        aversion: i32,
+    ) -> Result<(Stat, Undo), ErrorCode> {
         let old_ref = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
         let old_acl = self.acls.get(old_ref);
         self.acls.release(old_ref);
@@ -495,13 +516,17 @@ impl DataTree {
             }
             Undo::DataSet { path, data, stat } => {
                 if let Some(node) = self.nodes.get_mut(&path) {
-                    self.data_size = (self.data_size + data.len() as u64)
-                        .saturating_sub(node.data.len() as u64);
+                    self.data_size =
+                        (self.data_size + data.len() as u64).saturating_sub(node.data.len() as u64);
                     node.data = data;
                     node.stat = stat;
                 }
             }
-            Undo::AclSet { path, acl, aversion } => {
+            Undo::AclSet {
+                path,
+                acl,
+                aversion,
+            } => {
                 let new_acl = self.acls.intern(&acl);
                 if let Some(node) = self.nodes.get_mut(&path) {
                     let old = std::mem::replace(&mut node.acl, new_acl);
@@ -528,27 +553,57 @@ impl DataTree {
         let mut r = Applied::new(txn.op());
         let (zxid, time) = (hdr.zxid, hdr.time);
         let res: Result<(), ErrorCode> = match txn {
-            Txn::Create(_, CreateTxn {
-                path,
-                data,
-                acl,
-                ephemeral,
-                parent_cversion,
-            }) => {
+            Txn::Create(
+                _,
+                CreateTxn {
+                    path,
+                    data,
+                    acl,
+                    ephemeral,
+                    parent_cversion,
+                },
+            ) => {
                 r.path = path.clone();
                 let owner = if *ephemeral { hdr.client_id } else { 0 };
-                self.create_node(path, data.clone(), acl, owner, *parent_cversion, zxid, time, changes)
-                    .map(|(s, _)| r.stat = Some(s))
+                self.create_node(
+                    path,
+                    data.clone(),
+                    acl,
+                    owner,
+                    *parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|(s, _)| r.stat = Some(s))
             }
             Txn::CreateContainer(t) => {
                 r.path = t.path.clone();
-                self.create_node(&t.path, t.data.clone(), &t.acl, CONTAINER_OWNER, t.parent_cversion, zxid, time, changes)
-                    .map(|(s, _)| r.stat = Some(s))
+                self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    CONTAINER_OWNER,
+                    t.parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|(s, _)| r.stat = Some(s))
             }
             Txn::CreateTtl(t) => {
                 r.path = t.path.clone();
-                self.create_node(&t.path, t.data.clone(), &t.acl, NodeKind::ttl_owner(t.ttl), t.parent_cversion, zxid, time, changes)
-                    .map(|(s, _)| r.stat = Some(s))
+                self.create_node(
+                    &t.path,
+                    t.data.clone(),
+                    &t.acl,
+                    NodeKind::ttl_owner(t.ttl),
+                    t.parent_cversion,
+                    zxid,
+                    time,
+                    changes,
+                )
+                .map(|(s, _)| r.stat = Some(s))
             }
             Txn::Delete(_, t) => {
                 r.path = t.path.clone();
@@ -561,7 +616,8 @@ impl DataTree {
             }
             Txn::SetAcl(t) => {
                 r.path = t.path.clone();
-                self.set_acl(&t.path, &t.acl, t.version).map(|(s, _)| r.stat = Some(s))
+                self.set_acl(&t.path, &t.acl, t.version)
+                    .map(|(s, _)| r.stat = Some(s))
             }
             Txn::Check(t) => {
                 r.path = t.path.clone();
@@ -569,7 +625,8 @@ impl DataTree {
             }
             Txn::CreateSession(_) => Ok(()),
             Txn::CloseSession(t) => {
-                let mut paths: BTreeSet<String> = self.ephemerals_of(hdr.client_id).into_iter().collect();
+                let mut paths: BTreeSet<String> =
+                    self.ephemerals_of(hdr.client_id).into_iter().collect();
                 paths.extend(t.paths_to_delete.iter().cloned());
                 for p in paths {
                     let _ = self.delete_node(&p, zxid, changes);
@@ -685,11 +742,22 @@ mod tests {
     fn failed_multi_changes_nothing() {
         let mut t = DataTree::new();
         let mut ch = Vec::new();
-        let m = Txn::Multi(vec![create("/x", false), Txn::error(ErrorCode::NodeExists), Txn::error(ErrorCode::RuntimeInconsistency)]);
+        let m = Txn::Multi(vec![
+            create("/x", false),
+            Txn::error(ErrorCode::NodeExists),
+            Txn::error(ErrorCode::RuntimeInconsistency),
+        ]);
         let r = t.apply(&hdr(1, 5), &m, &mut ch);
         assert_eq!(r.err, ErrorCode::NodeExists);
         let errs: Vec<_> = r.multi.iter().map(|m| m.err).collect();
-        assert_eq!(errs, vec![ErrorCode::Ok, ErrorCode::NodeExists, ErrorCode::RuntimeInconsistency]);
+        assert_eq!(
+            errs,
+            vec![
+                ErrorCode::Ok,
+                ErrorCode::NodeExists,
+                ErrorCode::RuntimeInconsistency
+            ]
+        );
         assert!(t.get("/x").is_none());
         assert!(ch.is_empty());
     }
@@ -703,16 +771,35 @@ mod tests {
         let view = |t: &DataTree| {
             t.preorder()
                 .into_iter()
-                .map(|(p, n)| (p, n.data.clone(), n.stat.clone(), n.children.clone(), t.acl_of(n)))
+                .map(|(p, n)| {
+                    (
+                        p,
+                        n.data.clone(),
+                        n.stat.clone(),
+                        n.children.clone(),
+                        t.acl_of(n),
+                    )
+                })
                 .collect::<Vec<_>>()
         };
         let before = view(&t);
         let size = t.approximate_data_size();
         let (_, u1) = t
-            .create_node("/a/c", Bytes::from_static(b"zz"), &acl::read_acl_unsafe(), 0, -1, 3, 3, &mut ch)
+            .create_node(
+                "/a/c",
+                Bytes::from_static(b"zz"),
+                &acl::read_acl_unsafe(),
+                0,
+                -1,
+                3,
+                3,
+                &mut ch,
+            )
             .unwrap();
         let u2 = t.delete_node("/a/b", 3, &mut ch).unwrap();
-        let (_, u3) = t.set_data("/a", Bytes::from_static(b"new"), 1, 3, 3, &mut ch).unwrap();
+        let (_, u3) = t
+            .set_data("/a", Bytes::from_static(b"new"), 1, 3, 3, &mut ch)
+            .unwrap();
         let (_, u4) = t.set_acl("/a", &acl::read_acl_unsafe(), 1).unwrap();
         for u in [u4, u3, u2, u1] {
             t.undo(u);
