@@ -69,10 +69,18 @@ pub struct Node {
 }
 
 impl Node {
+    /// The stat clients see. The stored cversion counts child creations
+    /// (it numbers sequential children); clients see creations plus
+    /// deletions, which is twice the creations less the children left.
+    /// Container and TTL markers in ephemeralOwner are not shown.
     pub fn stat(&self) -> Stat {
         let mut s = Stat::from(&self.stat);
         s.data_length = self.data.len() as i32;
         s.num_children = self.children.len() as i32;
+        s.cversion = self.stat.cversion.wrapping_mul(2).wrapping_sub(s.num_children);
+        if !matches!(NodeKind::of(self.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
+            s.ephemeral_owner = 0;
+        }
         s
     }
 }
@@ -726,7 +734,9 @@ mod tests {
         );
         assert!(t.get("/a/e").is_none());
         let a = t.stat("/a").unwrap();
-        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 4, 0));
+        // One create and one delete: clients see two child changes.
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 4, 0));
+        assert_eq!(t.get("/a").unwrap().stat.cversion, 1, "stored: creations");
         assert_eq!(t.last_zxid, 4);
         assert_eq!(
             ch,
