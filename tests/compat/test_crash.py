@@ -78,7 +78,8 @@ def verify(server, writers_by_round):
                 if w.counter_acked is not None:
                     value = int(k.get(w.counter_path)[0])
                     # an unacknowledged in-flight set may or may not have landed
-                    assert w.counter_acked <= value <= max(w.counter_acked, w.counter_sent or -1), (
+                    sent = w.counter_sent if w.counter_sent is not None else -1
+                    assert w.counter_acked <= value <= max(w.counter_acked, sent), (
                         w.counter_path, w.counter_acked, value)
     finally:
         k.stop()
