@@ -3,7 +3,6 @@ written by one implementation are read by the other (both directions)."""
 
 import os
 import threading
-import time
 
 import pytest
 from kazoo.client import KazooClient

@@ -3,6 +3,10 @@
 Every assertion here was validated against Apache ZooKeeper 3.8 (Debian).
 """
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -22,7 +26,7 @@ from kazoo.exceptions import (
 from kazoo.security import ACL, Id, Permissions, make_digest_acl, make_digest_acl_credential
 
 import zkraw
-from conftest import SUPER_PASSWORD, wait_for
+from conftest import CONFORMANCE_CFG, SUPER_PASSWORD, wait_for
 from zkraw import ZkRaw
 from zkserver import HOST
 
@@ -704,3 +708,72 @@ def test_get_ephemerals_children_number_who_am_i(server, base):
     finally:
         r.close()
         other.close()
+
+
+# ------------------------------------------- real kazoo clients, frozen or reconnecting
+
+FROZEN_CLIENT = r"""
+import sys, time
+from kazoo.client import KazooClient
+c = KazooClient(hosts=sys.argv[1], timeout=1.0)
+c.start(timeout=30)
+c.create(sys.argv[2], b"", ephemeral=True)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_kazoo_client_frozen_by_sigstop_expires(server, zk, base):
+    zk.create(base)
+    p = subprocess.Popen([sys.executable, "-c", FROZEN_CLIENT, server.hosts, base + "/e"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        assert p.stdout.readline().strip() == b"ready"
+        assert zk.exists(base + "/e").ephemeralOwner != 0
+        os.kill(p.pid, signal.SIGSTOP)  # no more pings; the TCP connection stays open
+        wait_for(lambda: zk.exists(base + "/e") is None, timeout=20, msg="frozen client's session expired")
+    finally:
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        p.stdout.close()
+
+
+def test_session_and_watches_survive_server_restart(make_server):
+    """Sessions are durable: after kill -9 and restart, kazoo reconnects with its
+    session id and keeps its ephemeral. (kazoo 2.11 drops its watches on a
+    disconnect instead of sending SetWatches, so the watch part uses the raw
+    client: SetWatches after the restart re-arms the watch.)"""
+    s = make_server(cfg=CONFORMANCE_CFG)
+    c = KazooClient(hosts=s.hosts, timeout=30.0)
+    c.start(timeout=30)
+    w = ZkRaw(HOST, s.port, timeout_ms=30000)
+    other = None
+    try:
+        c.create("/r", b"0")
+        c.create("/r/eph", ephemeral=True)
+        sid = c.client_id[0]
+        _, _, st = w.get_data("/r", watch=True)
+        s.kill()
+        w.close_socket()
+        s.start()
+        other = new_client(s)
+        # the session (and its ephemeral) came back from disk
+        assert other.exists("/r/eph").ephemeralOwner == sid
+        wait_for(lambda: c.connected, timeout=30, msg="kazoo reconnected")
+        assert c.client_id[0] == sid
+        assert c.get("/r/eph")[1].ephemeralOwner == sid
+        w2 = ZkRaw(HOST, s.port, connect=False)
+        timeout, wsid, _ = w2.connect(timeout_ms=30000, session_id=w.session_id, passwd=w.passwd)
+        assert wsid == w.session_id and timeout == 30000
+        assert w2.set_watches(st["mzxid"], data=["/r"]) == 0
+        w2.exists("/")
+        assert w2.events == []  # nothing changed since the zxid the client saw
+        other.set("/r", b"1")
+        w2.exists("/")
+        assert w2.events == [(zkraw.EV_NODE_DATA_CHANGED, 3, "/r")]
+        w2.close()
+    finally:
+        for k in (c, other):
+            if k is not None:
+                k.stop()
+                k.close()
