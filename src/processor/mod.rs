@@ -311,6 +311,16 @@ impl Processor {
             stats,
         };
         if req.session_id != 0 {
+            // ZooKeeper drops the session's current connection as soon as a
+            // reconnect for it arrives, before checking the password.
+            if let Some(old) = self.session_conn.remove(&req.session_id)
+                && old != conn
+            {
+                if let Some(oc) = self.conns.get_mut(&old) {
+                    oc.session = 0;
+                }
+                self.close(&mut out, old);
+            }
             let valid = req.passwd.as_ref() == session::password(req.session_id)
                 && self.sessions.touch(req.session_id, now.mono_ms);
             if !valid {
@@ -332,15 +342,7 @@ impl Processor {
             c.session = req.session_id;
             let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
             c.timeout = old_timeout.unwrap_or(timeout);
-            if let Some(old) = self.session_conn.insert(req.session_id, conn)
-                && old != conn
-            {
-                // The session moved to this connection; the old one is done.
-                if let Some(oc) = self.conns.get_mut(&old) {
-                    oc.session = 0;
-                }
-                self.close(&mut out, old);
-            }
+            self.session_conn.insert(req.session_id, conn);
         } else {
             let id = self.sessions.next_id();
             c.session = id;
@@ -442,7 +444,12 @@ impl Processor {
         let req = match Request::decode(h.op, &mut r) {
             Ok(Some(req)) => req,
             Ok(None) => {
-                tracing::warn!(conn, op = h.op, "request of unknown type");
+                // As ZooKeeper: answer Unimplemented, then drop the connection.
+                tracing::warn!(
+                    conn,
+                    op = h.op,
+                    "request of unknown type; closing connection"
+                );
                 self.reply(
                     &mut out,
                     conn,
@@ -450,11 +457,20 @@ impl Processor {
                     ErrorCode::Unimplemented,
                     &Response::Empty,
                 );
+                self.close(&mut out, conn);
                 return out;
             }
             Err(e) => {
-                tracing::info!(conn, op = h.op, error = %e, "malformed request; closing connection");
-                self.close(&mut out, conn);
+                // As ZooKeeper: a body that does not decode is answered with
+                // MarshallingError; the connection stays usable.
+                tracing::info!(conn, op = h.op, error = %e, "malformed request");
+                self.reply(
+                    &mut out,
+                    conn,
+                    h.xid,
+                    ErrorCode::MarshallingError,
+                    &Response::Empty,
+                );
                 return out;
             }
         };
@@ -731,7 +747,7 @@ impl Processor {
     // ---- reads ----------------------------------------------------------
 
     fn node_for_read(&self, auth: &[Id], p: &str) -> Res<&tree::Node> {
-        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        let n = self.tree.get(read_path(p)).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&self.tree.acl_of(n), perms::READ, auth) {
             return fail(ErrorCode::NoAuth);
         }
@@ -742,6 +758,7 @@ impl Processor {
         if p.contains('\0') {
             return fail(ErrorCode::BadArguments);
         }
+        let p = read_path(p);
         if let Some(n) = self.tree.get(p)
             && !acl::allowed(&self.tree.acl_of(n), perms::READ, auth)
         {
@@ -756,6 +773,7 @@ impl Processor {
     fn get_data(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<(Bytes, Stat)> {
         let n = self.node_for_read(auth, p)?;
         let r = (n.data.clone(), n.stat());
+        let p = read_path(p);
         if watch {
             self.watches.data.add(p, conn, watch::STANDARD);
         }
@@ -771,6 +789,7 @@ impl Processor {
     ) -> Res<(Vec<String>, Stat)> {
         let n = self.node_for_read(auth, p)?;
         let r = (n.children.iter().cloned().collect(), n.stat());
+        let p = read_path(p);
         if watch {
             self.watches.child.add(p, conn, watch::STANDARD);
         }
@@ -778,7 +797,7 @@ impl Processor {
     }
 
     fn get_acl(&self, auth: &[Id], p: &str) -> Res<Response> {
-        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        let n = self.tree.get(read_path(p)).ok_or(ErrorCode::NoNode)?;
         let list = self.tree.acl_of(n);
         if !acl::allowed(&list, perms::READ | perms::ADMIN, auth) {
             return fail(ErrorCode::NoAuth);
@@ -1233,6 +1252,12 @@ impl Processor {
         }
         v
     }
+}
+
+/// Reads take paths as given, unvalidated, as ZooKeeper does; "" is its
+/// alias of the root.
+fn read_path(p: &str) -> &str {
+    if p.is_empty() { "/" } else { p }
 }
 
 /// The short op names `cons` shows as the last operation.

@@ -77,8 +77,15 @@ impl Node {
         let mut s = Stat::from(&self.stat);
         s.data_length = self.data.len() as i32;
         s.num_children = self.children.len() as i32;
-        s.cversion = self.stat.cversion.wrapping_mul(2).wrapping_sub(s.num_children);
-        if !matches!(NodeKind::of(self.stat.ephemeral_owner), NodeKind::Ephemeral(_)) {
+        s.cversion = self
+            .stat
+            .cversion
+            .wrapping_mul(2)
+            .wrapping_sub(s.num_children);
+        if !matches!(
+            NodeKind::of(self.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
             s.ephemeral_owner = 0;
         }
         s
