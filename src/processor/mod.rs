@@ -1289,3 +1289,45 @@ pub fn op_name(op: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers for fuzzing and property tests: drive a processor with bytes.
+pub mod fuzzing {
+    use super::*;
+
+    /// Connects one client, then splits `data` into frames (a length byte,
+    /// then that many bytes) and feeds each as a request.
+    pub fn drive(data: &[u8]) {
+        let settings = Settings {
+            server_id: 1,
+            min_session_timeout: 4000,
+            max_session_timeout: 40000,
+            tick_time: 2000,
+            extended_types: true,
+            super_digest: None,
+            reconfig_enabled: false,
+            snap_count: 100,
+            container_check_interval_ms: 10,
+            container_max_per_minute: 10_000,
+        };
+        let now = |ms: u64| Clock {
+            wall_ms: ms as i64,
+            mono_ms: ms,
+        };
+        let mut p = Processor::new(settings, DataTree::new(), &[], now(0));
+        let connect = ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        };
+        p.connect(1, "127.0.0.1:1", &connect.to_bytes(), now(0));
+        let mut rest = data;
+        let mut t = 0;
+        while let Some((&len, tail)) = rest.split_first() {
+            let n = (len as usize).min(tail.len());
+            let (frame, next) = tail.split_at(n);
+            t += 7;
+            let _ = p.request(1, frame, now(t));
+            let _ = p.tick(now(t));
+            rest = next;
+        }
+    }
+}

@@ -511,3 +511,28 @@ fn malformed_requests_close_the_connection_without_panicking() {
             .any(|e| matches!(e, Effect::Close { .. }))
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn arbitrary_frames_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        super::fuzzing::drive(&data);
+    }
+
+    /// Frames that start with a real header and op code reach deeper.
+    #[test]
+    fn arbitrary_bodies_never_panic(
+        ops in proptest::collection::vec((proptest::sample::select(vec![1i32,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,21,22,100,101,103,104,105,106,107,-11]),
+                                          proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 1..8)
+    ) {
+        let mut data = Vec::new();
+        for (op, body) in ops {
+            let mut frame = RequestHeader { xid: 1, op }.to_bytes();
+            frame.extend(body);
+            frame.truncate(255);
+            data.push(frame.len() as u8);
+            data.extend(frame);
+        }
+        super::fuzzing::drive(&data);
+    }
+}
