@@ -45,7 +45,12 @@ class Cli:
     def __call__(self, *args):
         p = subprocess.run([ZKCLI, "-server", self.server.hosts, *args], capture_output=True, text=True,
                            timeout=90, stdin=subprocess.DEVNULL)
-        out = p.stdout.split(CONNECTED, 1)[-1] if CONNECTED in p.stdout else p.stdout
+        # zkCli's event thread prints the connected event while the main thread
+        # prints the command's output: either may come first, so cut the
+        # event block out instead of splitting on it.
+        out = p.stdout.replace("\nWATCHER::\n\n" + CONNECTED, "", 1)
+        if out.startswith("Connecting to "):
+            out = out.split("\n", 1)[1] if "\n" in out else ""
         err = "\n".join(line for line in p.stderr.splitlines() if not line.startswith("SLF4J"))
         return p.returncode, out, err.strip()
 
