@@ -94,7 +94,12 @@ impl Helper for ZkHelper {}
 
 /// Runs the interactive loop until `quit` or end of input. Returns whether the last command failed.
 pub fn interactive(runtime: &tokio::runtime::Runtime, shell: &mut Shell) -> anyhow::Result<bool> {
-    let mut editor: Editor<ZkHelper, rustyline::history::DefaultHistory> = Editor::new()?;
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .auto_add_history(false)
+        .max_history_size(1000)?
+        .build();
+    let mut editor: Editor<ZkHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(ZkHelper { runtime: runtime.handle().clone(), conn: shell.conn() }));
     let printer = shell.printer();
     if let Ok(mut external) = editor.create_external_printer() {
@@ -102,6 +107,8 @@ pub fn interactive(runtime: &tokio::runtime::Runtime, shell: &mut Shell) -> anyh
             let _ = external.print(text);
         }));
     }
+    // Give the first prompt a chance to show CONNECTED rather than CONNECTING.
+    runtime.block_on(shell.wait_connected(Duration::from_secs(3)));
     let mut last_failed = false;
     loop {
         printer.release();

@@ -384,6 +384,12 @@ impl Shell {
         }));
     }
 
+    /// Waits until connecting has finished (either way), at most `limit`.
+    pub async fn wait_connected(&self, limit: Duration) {
+        let mut rx = self.conn_tx.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|c| !matches!(c, Conn::Connecting))).await;
+    }
+
     /// Waits for a live session, up to the session timeout.
     async fn client(&self, out: &mut Out) -> Result<Client, Failed> {
         let mut rx = self.conn_tx.subscribe();
@@ -491,9 +497,7 @@ impl Shell {
                 let host = args.first().cloned().unwrap_or_else(|| self.host.clone());
                 self.connect(&host);
                 // Wait like a zkCli user would before typing the next command.
-                let mut rx = self.conn_tx.subscribe();
-                let _ = tokio::time::timeout(self.options.timeout, rx.wait_for(|c| !matches!(c, Conn::Connecting)))
-                    .await;
+                self.wait_connected(self.options.timeout).await;
                 return Ok(());
             }
             "close" => {

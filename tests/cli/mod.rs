@@ -1,0 +1,285 @@
+//! Test harness for `rzk cli`: a real ZooKeeper server per test (Apache ZooKeeper 3.8 from
+//! Debian by default, or `rzk server` with `RZK_TEST_TARGET=rzk`), running `rzk cli` and
+//! Apache's `zkCli.sh` as processes, and normalizing their output for comparison.
+//! Every process started here is killed when its handle drops.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Which server the tests talk to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    Apache,
+    Rzk,
+}
+
+pub fn target() -> Target {
+    match std::env::var("RZK_TEST_TARGET").as_deref() {
+        Ok("rzk") => Target::Rzk,
+        Ok("apache") | Err(_) => Target::Apache,
+        Ok(other) => panic!("RZK_TEST_TARGET must be apache or rzk, not {other}"),
+    }
+}
+
+/// Apache ZooKeeper's jar (Debian package `zookeeper`); its manifest pulls in the rest.
+pub fn zookeeper_jar() -> String {
+    std::env::var("ZOOKEEPER_JAR").unwrap_or_else(|_| "/usr/share/java/zookeeper.jar".into())
+}
+
+/// Apache's zkCli.sh (Debian package `zookeeper`).
+pub fn zkcli_sh() -> String {
+    std::env::var("ZKCLI_SH").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into())
+}
+
+pub fn rzk_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rzk")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A standalone server on a temp dir and a free loopback port.
+pub struct Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub target: Target,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_target(target())
+    }
+
+    pub fn start_target(target: Target) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n",
+            data.display()
+        );
+        std::fs::write(dir.path().join("zoo.cfg"), cfg).unwrap();
+        let mut server = Server { child: None, port, target, dir };
+        server.launch();
+        server
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn cfg_path(&self) -> PathBuf {
+        self.dir.path().join("zoo.cfg")
+    }
+
+    /// The exact command used to start the server (for logs and the report).
+    pub fn command(&self) -> Command {
+        match self.target {
+            Target::Apache => {
+                let mut c = Command::new("java");
+                c.args([
+                    "-Xmx256m",
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Dzookeeper.admin.enableServer=false",
+                    "-cp",
+                    &zookeeper_jar(),
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                ]);
+                c.arg(self.cfg_path());
+                c
+            }
+            Target::Rzk => {
+                let mut c = Command::new(rzk_bin());
+                c.arg("server").arg(self.cfg_path());
+                c
+            }
+        }
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?} server: {e}", self.target));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("{:?} server exited early ({status}); log:\n{}", self.target, self.log());
+            }
+            if let Ok(mut s) = TcpStream::connect(self.addr()) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.write_all(b"ruok");
+                let mut reply = String::new();
+                let _ = s.read_to_string(&mut reply);
+                if reply == "imok" || self.target == Target::Rzk {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{:?} server not ready on {} after 90s; log:\n{}", self.target, self.addr(), self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Kills the server (data stays for a restart).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Output of a finished client process.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: Option<i32>,
+}
+
+/// Runs a command with `stdin` fed and closed; kills it after `limit`.
+pub fn run_with_input(mut cmd: Command, stdin: &str, limit: Duration) -> Run {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn client");
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            // SAFETY: plain kill(2) of the child we spawned.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "client did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let _ = writer.join();
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code(),
+    }
+}
+
+/// `rzk cli -server <addr> <args...>` with `stdin`.
+pub fn rzk_cli(addr: &str, args: &[&str], stdin: &str) -> Run {
+    let mut cmd = Command::new(rzk_bin());
+    cmd.args(["cli", "-server", addr]).args(args);
+    run_with_input(cmd, stdin, Duration::from_secs(120))
+}
+
+/// Apache's `zkCli.sh -server <addr>` reading the script from stdin.
+pub fn zkcli(addr: &str, stdin: &str) -> Run {
+    let mut cmd = Command::new(zkcli_sh());
+    cmd.args(["-server", addr]);
+    cmd.env("CLIENT_JVMFLAGS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx128m");
+    run_with_input(cmd, stdin, Duration::from_secs(180))
+}
+
+/// Output made comparable: banner and logging lines dropped, times, zxids and session ids
+/// replaced, watch events taken out (they print from another thread in zkCli, so their
+/// position relative to command output is not stable there) and returned sorted.
+#[derive(Debug, PartialEq)]
+pub struct Normalized {
+    pub lines: Vec<String>,
+    pub events: Vec<String>,
+}
+
+pub fn normalize(text: &str) -> Normalized {
+    let mut lines = Vec::new();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("SLF4J:")
+            || line.starts_with("Connecting to ")
+            || line.starts_with("Welcome to ")
+            || line.starts_with("JLine support")
+            || line == "WATCHER::"
+            || line.is_empty()
+        {
+            continue;
+        }
+        if line.starts_with("WatchedEvent ") {
+            events.push(line.to_string());
+            continue;
+        }
+        lines.push(normalize_line(line));
+    }
+    events.sort();
+    Normalized { lines, events }
+}
+
+fn normalize_line(line: &str) -> String {
+    for key in ["ctime = ", "mtime = "] {
+        if line.starts_with(key) {
+            return format!("{key}<time>");
+        }
+    }
+    for key in ["cZxid = 0x", "mZxid = 0x", "pZxid = 0x"] {
+        if line.starts_with(key) {
+            return format!("{key}<zxid>");
+        }
+    }
+    if let Some(owner) = line.strip_prefix("ephemeralOwner = 0x")
+        && owner != "0"
+    {
+        return "ephemeralOwner = 0x<session>".to_string();
+    }
+    line.to_string()
+}
+
+/// Asserts `haystack` contains every needle, in order.
+pub fn assert_in_order(haystack: &str, needles: &[&str]) {
+    let mut rest = haystack;
+    for needle in needles {
+        match rest.find(needle) {
+            Some(i) => rest = &rest[i + needle.len()..],
+            None => panic!("expected {needle:?} (in this order) in:\n{haystack}"),
+        }
+    }
+}
