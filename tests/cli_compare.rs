@@ -25,7 +25,12 @@ fn compare(script: &str) {
         )
     };
     assert_eq!(j_out.lines, r_out.lines, "stdout differs\n{}", show());
-    assert_eq!(j_out.events, r_out.events, "watch events differ\n{}", show());
+    assert_eq!(
+        j_out.events,
+        r_out.events,
+        "watch events differ\n{}",
+        show()
+    );
     assert_eq!(j_err.lines, r_err.lines, "stderr differs\n{}", show());
     assert!(!r_out.lines.is_empty() && !r_err.lines.is_empty());
 }

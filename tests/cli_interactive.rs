@@ -18,7 +18,20 @@ impl Tmux {
     fn start(command: &str) -> Tmux {
         let socket = format!("rzk-cli-test-{}-{}", std::process::id(), rand_suffix());
         let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "main", "-x", "160", "-y", "50"])
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+                "-x",
+                "160",
+                "-y",
+                "50",
+            ])
             .arg(command)
             .env("TERM", "xterm-256color")
             .status()
@@ -28,12 +41,20 @@ impl Tmux {
     }
 
     fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux").args(["-L", &self.socket]).args(args).output().unwrap()
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// Types literal text (no key-name interpretation).
     fn type_text(&self, text: &str) {
-        assert!(self.tmux(&["send-keys", "-t", "main", "-l", text]).status.success());
+        assert!(
+            self.tmux(&["send-keys", "-t", "main", "-l", text])
+                .status
+                .success()
+        );
     }
 
     /// Presses named keys (Enter, Tab, Up, C-u ...).
@@ -44,7 +65,12 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-J", "-t", "main", "-S", "-500"]).stdout).into_owned()
+        String::from_utf8_lossy(
+            &self
+                .tmux(&["capture-pane", "-p", "-J", "-t", "main", "-S", "-500"])
+                .stdout,
+        )
+        .into_owned()
     }
 
     /// Waits until `predicate` holds for the screen.
@@ -69,16 +95,30 @@ impl Tmux {
     /// The line the cursor is on (the prompt and what was typed).
     fn current_line(&self) -> String {
         let out = self.tmux(&["display-message", "-p", "-t", "main", "#{cursor_y}"]);
-        let y: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
-        let visible = String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned();
-        visible.lines().nth(y).unwrap_or_default().trim_end().to_string()
+        let y: usize = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let visible =
+            String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "main"]).stdout)
+                .into_owned();
+        visible
+            .lines()
+            .nth(y)
+            .unwrap_or_default()
+            .trim_end()
+            .to_string()
     }
 
     fn wait_line(&self, expected_end: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.current_line().ends_with(expected_end) {
             if Instant::now() > deadline {
-                panic!("cursor line {:?} does not end with {expected_end:?}; screen:\n{}", self.current_line(), self.screen());
+                panic!(
+                    "cursor line {:?} does not end with {expected_end:?}; screen:\n{}",
+                    self.current_line(),
+                    self.screen()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -96,7 +136,11 @@ impl Drop for Tmux {
 }
 
 fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        % 1_000_000
 }
 
 #[test]
@@ -106,13 +150,23 @@ fn interactive_completion_history_and_watch_at_prompt() {
     let term = Tmux::start(&format!("{} cli -server {addr}", rzk_bin()));
     term.wait_text(&format!("[zk: {addr}(CONNECTED) 0] "));
 
-    for (i, cmd) in ["create /apple red", "create /apricot orange", "create /banana yellow"].iter().enumerate() {
+    for (i, cmd) in [
+        "create /apple red",
+        "create /apricot orange",
+        "create /banana yellow",
+    ]
+    .iter()
+    .enumerate()
+    {
         term.type_text(cmd);
         term.keys(&["Enter"]);
         term.wait_text(&format!("(CONNECTED) {}] ", i + 1));
     }
     let screen = term.screen();
-    assert!(screen.contains("Created /apple") && screen.contains("Created /banana"), "{screen}");
+    assert!(
+        screen.contains("Created /apple") && screen.contains("Created /banana"),
+        "{screen}"
+    );
 
     // Command name completion: "getE" + Tab -> "getEphemerals ".
     term.type_text("getE");
@@ -144,9 +198,13 @@ fn interactive_completion_history_and_watch_at_prompt() {
     // A watch fires while the shell waits at its prompt: the event shows up, then the prompt again.
     let other = rzk_cli(&addr, &["set", "/banana", "ripe"], "");
     assert_eq!(other.code, Some(0), "{other:?}");
-    let screen = term.wait_text("WatchedEvent state:SyncConnected type:NodeDataChanged path:/banana");
+    let screen =
+        term.wait_text("WatchedEvent state:SyncConnected type:NodeDataChanged path:/banana");
     let after = &screen[screen.find("type:NodeDataChanged path:/banana").unwrap()..];
-    assert!(after.contains("(CONNECTED) 4] "), "prompt not redrawn after the event:\n{screen}");
+    assert!(
+        after.contains("(CONNECTED) 4] "),
+        "prompt not redrawn after the event:\n{screen}"
+    );
 
     // History: Up recalls the previous command.
     term.keys(&["Up"]);
@@ -165,7 +223,11 @@ fn interactive_completion_history_and_watch_at_prompt() {
     term.keys(&["Enter"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while term.alive() {
-        assert!(Instant::now() < deadline, "rzk cli did not exit after quit:\n{}", term.screen());
+        assert!(
+            Instant::now() < deadline,
+            "rzk cli did not exit after quit:\n{}",
+            term.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -72,72 +72,95 @@ ls /never
     let run = rzk_cli(&server.addr(), &[], script);
     let (out, err) = (&run.stdout, &run.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_in_order(out, &[
-        "Connecting to 127.0.0.1:",
-        "WatchedEvent state:SyncConnected type:None path:null",
-        "\taddWatch [-m mode] path",
-        "\twhoami \n",
-        "ZooKeeper CLI version: rzk ",
-        "[cfg, job-0000000002, lock]\n",
-        "[cfg, job-0000000002, lock]\ncZxid = 0x",
-        "numChildren = 3\n",
-        "[cfg, job-0000000002, lock]\ncZxid = 0x",
-        "/app\n/app/cfg\n/app/job-0000000002\n/app/lock\n",
-        "v1\ncZxid = 0x",
-        "dataVersion = 1\n",
-        "v2\n",
-        "dataLength = 2\n",
-        "'world,'anyone\n: cdrwa\ncZxid = 0x",
-        "aclVersion = 1\n",
-        "Sync is OK\n",
-        "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/cfg",
-        "WatchedEvent state:SyncConnected type:PersistentWatchRemoved path:/app",
-        "v3\n",
-        "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/cfg",
-        "[/app/lock]\n",
-        "3\n",
-        "Auth scheme: User\nip: 127.0.0.1\n",
-        "Auth scheme: User\n",
-        "Output quota for /app count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1\n",
-        "Output stat for /app count=4,bytes=",
-        "printwatches is off\n",
-        " - history\n",
-        "WatchedEvent state:Closed type:None path:null",
-        "WatchedEvent state:SyncConnected type:None path:null",
-        "WatchedEvent state:Closed type:None path:null",
-        "Not connected\n",
-        "WatchedEvent state:SyncConnected type:None path:null",
-        "[app, box, lease, zookeeper]\n",
-    ]);
+    assert_in_order(
+        out,
+        &[
+            "Connecting to 127.0.0.1:",
+            "WatchedEvent state:SyncConnected type:None path:null",
+            "\taddWatch [-m mode] path",
+            "\twhoami \n",
+            "ZooKeeper CLI version: rzk ",
+            "[cfg, job-0000000002, lock]\n",
+            "[cfg, job-0000000002, lock]\ncZxid = 0x",
+            "numChildren = 3\n",
+            "[cfg, job-0000000002, lock]\ncZxid = 0x",
+            "/app\n/app/cfg\n/app/job-0000000002\n/app/lock\n",
+            "v1\ncZxid = 0x",
+            "dataVersion = 1\n",
+            "v2\n",
+            "dataLength = 2\n",
+            "'world,'anyone\n: cdrwa\ncZxid = 0x",
+            "aclVersion = 1\n",
+            "Sync is OK\n",
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/cfg",
+            "WatchedEvent state:SyncConnected type:PersistentWatchRemoved path:/app",
+            "v3\n",
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/cfg",
+            "[/app/lock]\n",
+            "3\n",
+            "Auth scheme: User\nip: 127.0.0.1\n",
+            "Auth scheme: User\n",
+            "Output quota for /app count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1\n",
+            "Output stat for /app count=4,bytes=",
+            "printwatches is off\n",
+            " - history\n",
+            "WatchedEvent state:Closed type:None path:null",
+            "WatchedEvent state:SyncConnected type:None path:null",
+            "WatchedEvent state:Closed type:None path:null",
+            "Not connected\n",
+            "WatchedEvent state:SyncConnected type:None path:null",
+            "[app, box, lease, zookeeper]\n",
+        ],
+    );
     assert!(!out.contains("/never"), "quit must stop the script:\n{out}");
     let after_addauth = &out[out.rfind("Auth scheme: User\n").unwrap()..];
-    assert!(after_addauth.contains("\ndigest: alice\n") && after_addauth.contains("\nip: 127.0.0.1\n"), "{out}");
-    assert_in_order(err, &[
-        "Created /app\n",
-        "Created /app/cfg\n",
-        "Created /app/lock\n",
-        "Created /app/job-0000000002\n",
-        "Created /box\n",
-        "Created /lease\n",
-        "KeeperErrorCode = Reconfig is disabled\n",
-        "absolute path is /zookeeper/quota/app/zookeeper_limits\n",
-        "Node does not exist: /app/cfg\n",
-        "Created /tree\n",
-        "Created /tree/leaf\n",
-        "Created /app\n",
-    ]);
+    assert!(
+        after_addauth.contains("\ndigest: alice\n") && after_addauth.contains("\nip: 127.0.0.1\n"),
+        "{out}"
+    );
+    assert_in_order(
+        err,
+        &[
+            "Created /app\n",
+            "Created /app/cfg\n",
+            "Created /app/lock\n",
+            "Created /app/job-0000000002\n",
+            "Created /box\n",
+            "Created /lease\n",
+            "KeeperErrorCode = Reconfig is disabled\n",
+            "absolute path is /zookeeper/quota/app/zookeeper_limits\n",
+            "Node does not exist: /app/cfg\n",
+            "Created /tree\n",
+            "Created /tree/leaf\n",
+            "Created /app\n",
+        ],
+    );
     assert_eq!(run.code, Some(1), "a script with failed commands exits 1");
 }
 
 #[test]
 fn clean_script_exits_zero_and_history_redo_work() {
     let server = Server::start();
-    let run = rzk_cli(&server.addr(), &["-timeout", "20000"], "create /h 1\nset /h 2\nredo 1\nget -s /h\nhistory\n");
+    let run = rzk_cli(
+        &server.addr(),
+        &["-timeout", "20000"],
+        "create /h 1\nset /h 2\nredo 1\nget -s /h\nhistory\n",
+    );
     assert_eq!(run.code, Some(0), "{run:?}");
-    assert_in_order(&run.stdout, &["2\ncZxid", "dataVersion = 2\n", "0 - create /h 1\n1 - set /h 2\n2 - set /h 2\n"]);
+    assert_in_order(
+        &run.stdout,
+        &[
+            "2\ncZxid",
+            "dataVersion = 2\n",
+            "0 - create /h 1\n1 - set /h 2\n2 - set /h 2\n",
+        ],
+    );
     assert_in_order(&run.stdout, &["3 - get -s /h\n4 - history\n"]);
     let run = rzk_cli(&server.addr(), &[], "redo 5\nredo 0\n");
-    assert_in_order(&run.stderr, &["Command index out of range\n", "No redoing redos\n"]);
+    assert_in_order(
+        &run.stderr,
+        &["Command index out of range\n", "No redoing redos\n"],
+    );
 }
 
 #[test]
@@ -158,21 +181,45 @@ fn single_command_mode_exit_status() {
     let not_empty = rzk_cli(&addr, &["create", "/s/c"], "");
     assert_eq!(not_empty.code, Some(0));
     let run = rzk_cli(&addr, &["delete", "/s"], "");
-    assert_eq!((run.code, run.stderr.as_str()), (Some(1), "Node not empty: /s\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (Some(1), "Node not empty: /s\n")
+    );
     let run = rzk_cli(&addr, &["create", "/s"], "");
-    assert_eq!((run.code, run.stderr.as_str()), (Some(1), "Node already exists: /s\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (Some(1), "Node already exists: /s\n")
+    );
     let run = rzk_cli(&addr, &["create", "-q", "/z"], "");
     assert_eq!(run.code, Some(1));
-    assert_eq!(run.stderr, "Unrecognized option: -q\ncreate [-s] [-e] [-c] [-t ttl] path [data] [acl]\n");
+    assert_eq!(
+        run.stderr,
+        "Unrecognized option: -q\ncreate [-s] [-e] [-c] [-t ttl] path [data] [acl]\n"
+    );
     let run = rzk_cli(&addr, &["get", "s"], "");
-    assert_eq!((run.code, run.stderr.as_str()), (Some(1), "Path must start with / character\n"));
+    assert_eq!(
+        (run.code, run.stderr.as_str()),
+        (Some(1), "Path must start with / character\n")
+    );
     let run = rzk_cli(&addr, &["frobnicate"], "");
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.starts_with("Command not found: frobnicate"), "{run:?}");
+    assert!(
+        run.stderr.starts_with("Command not found: frobnicate"),
+        "{run:?}"
+    );
 
     // Double-dash options and -r (read-only allowed) work too.
     let mut cmd = Command::new(rzk_bin());
-    cmd.args(["cli", "--server", &addr, "--timeout", "15000", "-r", "ls", "/s"]);
+    cmd.args([
+        "cli",
+        "--server",
+        &addr,
+        "--timeout",
+        "15000",
+        "-r",
+        "ls",
+        "/s",
+    ]);
     let run = cli::run_with_input(cmd, "", Duration::from_secs(60));
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.ends_with("[c]\n"), "{run:?}");
@@ -183,17 +230,33 @@ fn single_command_mode_exit_status() {
 
 #[test]
 fn unreachable_server_fails_with_a_clear_message() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
-    let run = rzk_cli(&format!("127.0.0.1:{port}"), &["-timeout", "2000", "ls", "/"], "");
+    let run = rzk_cli(
+        &format!("127.0.0.1:{port}"),
+        &["-timeout", "2000", "ls", "/"],
+        "",
+    );
     assert_eq!(run.code, Some(1), "{run:?}");
-    assert!(run.stderr.contains(&format!("Could not connect to 127.0.0.1:{port} within 2000 ms")), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "Could not connect to 127.0.0.1:{port} within 2000 ms"
+        )),
+        "{run:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(60));
     let mut cmd = Command::new(rzk_bin());
     cmd.args(["cli", "-server"]);
     let run = cli::run_with_input(cmd, "", Duration::from_secs(30));
     assert_eq!(run.code, Some(1));
-    assert!(run.stderr.contains("no argument found for option -server"), "{run:?}");
+    assert!(
+        run.stderr.contains("no argument found for option -server"),
+        "{run:?}"
+    );
 }
 
 /// Live stdout of a running `rzk cli`, collected by a reader thread.
@@ -229,7 +292,11 @@ impl LiveCli {
                 }
             });
         }
-        LiveCli { child, stdin, stdout }
+        LiveCli {
+            child,
+            stdin,
+            stdout,
+        }
     }
 
     fn send(&mut self, line: &str) {
@@ -250,7 +317,10 @@ impl LiveCli {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("timed out waiting for {times} x {needle:?}; output:\n{}", self.text());
+        panic!(
+            "timed out waiting for {times} x {needle:?}; output:\n{}",
+            self.text()
+        );
     }
 }
 
@@ -274,7 +344,10 @@ fn connection_loss_and_reconnection_are_shown() {
     cli.wait_for("WatchedEvent state:SyncConnected type:None path:null", 2);
     // The session and its watch survived: a change still fires the watch.
     cli.send("set /x two");
-    cli.wait_for("WatchedEvent state:SyncConnected type:NodeDataChanged path:/x", 1);
+    cli.wait_for(
+        "WatchedEvent state:SyncConnected type:NodeDataChanged path:/x",
+        1,
+    );
     cli.send("get /x");
     cli.wait_for("\ntwo\n", 1);
     cli.send("quit");
@@ -292,7 +365,10 @@ fn watch_set_by_another_client_fires_in_a_script() {
     cli.wait_for("[]\n", 1);
     let run = rzk_cli(&server.addr(), &["create", "/other/child"], "");
     assert_eq!(run.code, Some(0), "{run:?}");
-    cli.wait_for("WatchedEvent state:SyncConnected type:NodeChildrenChanged path:/other", 1);
+    cli.wait_for(
+        "WatchedEvent state:SyncConnected type:NodeChildrenChanged path:/other",
+        1,
+    );
     cli.send("quit");
     assert_eq!(cli.child.wait().unwrap().code(), Some(0));
 }

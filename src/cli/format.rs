@@ -7,7 +7,10 @@ use zookeeper_client::{Error, Stat};
 
 /// Command names with their argument syntax, as the usage list and completion show them.
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("addWatch", "[-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE"),
+    (
+        "addWatch",
+        "[-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE",
+    ),
     ("addauth", "scheme auth"),
     ("close", ""),
     ("config", "[-c] [-w] [-s]"),
@@ -27,7 +30,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("ls2", "path [watch]"),
     ("printwatches", "on|off"),
     ("quit", ""),
-    ("reconfig", "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]"),
+    (
+        "reconfig",
+        "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]",
+    ),
     ("redo", "cmdno"),
     ("removewatches", "path [-c|-d|-a] [-l]"),
     ("rmr", "path [-b batch size]"),
@@ -42,13 +48,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
 
 /// The usage line of one command (`create [-s] ... path [data] [acl]`).
 pub fn usage_of(command: &str) -> String {
-    let args = COMMANDS.iter().find(|(name, _)| *name == command).map(|(_, a)| *a).unwrap_or("");
+    let args = COMMANDS
+        .iter()
+        .find(|(name, _)| *name == command)
+        .map(|(_, a)| *a)
+        .unwrap_or("");
     format!("{command} {args}")
 }
 
 /// The full usage list zkCli prints.
 pub fn usage() -> String {
-    let mut text = String::from("ZooKeeper -server host:port[,host:port...] [-timeout ms] [-r] cmd args\n");
+    let mut text =
+        String::from("ZooKeeper -server host:port[,host:port...] [-timeout ms] [-r] cmd args\n");
     for (name, args) in COMMANDS {
         text.push_str(&format!("\t{name} {args}\n"));
     }
@@ -89,14 +100,22 @@ pub fn java_date(millis: i64) -> String {
             return millis.to_string();
         }
         let mut buf = [0u8; 128];
-        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), c"%a %b %d %H:%M:%S %Z %Y".as_ptr(), &tm);
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %b %d %H:%M:%S %Z %Y".as_ptr(),
+            &tm,
+        );
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 }
 
 /// A watch event block as zkCli's default watcher prints it (blank line before each line).
 pub fn format_event(state: &str, event_type: &str, path: Option<&str>) -> String {
-    format!("\nWATCHER::\n\nWatchedEvent state:{state} type:{event_type} path:{}\n", path.unwrap_or("null"))
+    format!(
+        "\nWATCHER::\n\nWatchedEvent state:{state} type:{event_type} path:{}\n",
+        path.unwrap_or("null")
+    )
 }
 
 /// Permission bits as zkCli prints them (`cdrwa` order).
@@ -248,7 +267,10 @@ mod tests {
         );
         let mut negative = sample_stat();
         negative.czxid = -1;
-        assert!(format_stat_with(&negative, |_| String::new()).starts_with("cZxid = 0xffffffffffffffff\n"));
+        assert!(
+            format_stat_with(&negative, |_| String::new())
+                .starts_with("cZxid = 0xffffffffffffffff\n")
+        );
     }
 
     #[test]
@@ -267,21 +289,42 @@ mod tests {
             format_event("SyncConnected", "NodeDataChanged", Some("/x")),
             "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/x\n"
         );
-        assert_eq!(format_event("Closed", "None", None), "\nWATCHER::\n\nWatchedEvent state:Closed type:None path:null\n");
+        assert_eq!(
+            format_event("Closed", "None", None),
+            "\nWATCHER::\n\nWatchedEvent state:Closed type:None path:null\n"
+        );
         assert_eq!(perm_string(31), "cdrwa");
         assert_eq!(perm_string(1 | 16), "ra");
-        assert_eq!(format_acl_entry("world", "anyone", 31), "'world,'anyone\n: cdrwa\n");
+        assert_eq!(
+            format_acl_entry("world", "anyone", 31),
+            "'world,'anyone\n: cdrwa\n"
+        );
         assert_eq!(java_list(&["a".into(), "b".into()]), "[a, b]");
         assert_eq!(java_list(&[]), "[]");
     }
 
     #[test]
     fn error_messages() {
-        assert_eq!(error_message(&Error::NoNode, Some("/x")), "Node does not exist: /x");
-        assert_eq!(error_message(&Error::NotEmpty, Some("/a")), "Node not empty: /a");
-        assert_eq!(error_message(&Error::ConnectionLoss, Some("/a")), "KeeperErrorCode = ConnectionLoss for /a");
-        assert_eq!(error_message(&Error::ReconfigDisabled, None), "KeeperErrorCode = Reconfig is disabled");
-        assert_eq!(error_message(&Error::NoWatcher, Some("/zz")), "KeeperErrorCode = No such watcher for /zz");
+        assert_eq!(
+            error_message(&Error::NoNode, Some("/x")),
+            "Node does not exist: /x"
+        );
+        assert_eq!(
+            error_message(&Error::NotEmpty, Some("/a")),
+            "Node not empty: /a"
+        );
+        assert_eq!(
+            error_message(&Error::ConnectionLoss, Some("/a")),
+            "KeeperErrorCode = ConnectionLoss for /a"
+        );
+        assert_eq!(
+            error_message(&Error::ReconfigDisabled, None),
+            "KeeperErrorCode = Reconfig is disabled"
+        );
+        assert_eq!(
+            error_message(&Error::NoWatcher, Some("/zz")),
+            "KeeperErrorCode = No such watcher for /zz"
+        );
         assert_eq!(error_code(&Error::NoNode), -101);
     }
 

@@ -45,11 +45,17 @@ pub struct OptSpec {
 }
 
 pub const fn flag(name: &'static str) -> OptSpec {
-    OptSpec { name, takes_value: false }
+    OptSpec {
+        name,
+        takes_value: false,
+    }
 }
 
 pub const fn valued(name: &'static str) -> OptSpec {
-    OptSpec { name, takes_value: true }
+    OptSpec {
+        name,
+        takes_value: true,
+    }
 }
 
 /// The result of option parsing: options seen (value for valued ones) and positionals in order.
@@ -100,7 +106,10 @@ pub fn parse_opts(args: &[String], spec: &[OptSpec]) -> Result<Parsed, String> {
         // `-se`: a burst of single-letter flags.
         let burst: Option<Vec<&OptSpec>> = name
             .chars()
-            .map(|c| spec.iter().find(|o| !o.takes_value && o.name.len() == 1 && o.name.starts_with(c)))
+            .map(|c| {
+                spec.iter()
+                    .find(|o| !o.takes_value && o.name.len() == 1 && o.name.starts_with(c))
+            })
             .collect();
         match burst {
             Some(flags) if name.chars().count() > 1 => {
@@ -130,7 +139,11 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), String> {
         return Err("Path must not end with / character".into());
     }
     let chars: Vec<char> = path.chars().collect();
-    let checked = if sequential && path.ends_with('/') { &chars[..chars.len() - 1] } else { &chars[..] };
+    let checked = if sequential && path.ends_with('/') {
+        &chars[..chars.len() - 1]
+    } else {
+        &chars[..]
+    };
     let mut last = '/';
     for (i, &c) in checked.iter().enumerate().skip(1) {
         if c == '\0' {
@@ -170,7 +183,11 @@ pub fn parent_of(path: &str) -> &str {
 
 /// Joins a parent path and a child name.
 pub fn join_path(parent: &str, child: &str) -> String {
-    if parent.ends_with('/') { format!("{parent}{child}") } else { format!("{parent}/{child}") }
+    if parent.ends_with('/') {
+        format!("{parent}{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
 }
 
 /// ACL permission bits, as on the wire.
@@ -214,7 +231,11 @@ pub fn parse_acl(text: &str) -> (Vec<AclEntry>, Vec<String>) {
                 other => warnings.push(format!("Unknown perm type: {other}")),
             }
         }
-        acl.push(AclEntry { scheme: entry[..first].to_string(), id: entry[first + 1..last].to_string(), perms });
+        acl.push(AclEntry {
+            scheme: entry[..first].to_string(),
+            id: entry[first + 1..last].to_string(),
+            perms,
+        });
     }
     (acl, warnings)
 }
@@ -243,7 +264,10 @@ impl StatsTrack {
             let value = if value.is_empty() {
                 -1
             } else {
-                value.trim().parse::<i64>().map_err(|_| format!("invalid quota value in {text:?}"))?
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| format!("invalid quota value in {text:?}"))?
             };
             values.insert(key.to_string(), value);
         }
@@ -261,8 +285,17 @@ impl StatsTrack {
 
 impl std::fmt::Display for StatsTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "count={},bytes={}", self.get(QUOTA_COUNT), self.get(QUOTA_BYTES))?;
-        let extra: Vec<_> = self.values.iter().filter(|(k, _)| *k != QUOTA_COUNT && *k != QUOTA_BYTES).collect();
+        write!(
+            f,
+            "count={},bytes={}",
+            self.get(QUOTA_COUNT),
+            self.get(QUOTA_BYTES)
+        )?;
+        let extra: Vec<_> = self
+            .values
+            .iter()
+            .filter(|(k, _)| *k != QUOTA_COUNT && *k != QUOTA_BYTES)
+            .collect();
         if !extra.is_empty() {
             f.write_str("=")?;
             for (k, v) in extra {
@@ -279,7 +312,9 @@ pub fn client_config_string(config: &str) -> String {
     let mut version = String::new();
     let mut servers = Vec::new();
     for line in config.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let (key, value) = (key.trim(), value.trim());
         if key == "version" {
             version = value.to_string();
@@ -287,7 +322,9 @@ pub fn client_config_string(config: &str) -> String {
         if !key.starts_with("server.") {
             continue;
         }
-        let Some((server, client)) = value.split_once(';') else { continue };
+        let Some((server, client)) = value.split_once(';') else {
+            continue;
+        };
         let server_host = server.split(':').next().unwrap_or_default();
         let client = client.trim();
         match client.rsplit_once(':') {
@@ -309,7 +346,10 @@ mod tests {
 
     #[test]
     fn splits_like_zkcli() {
-        assert_eq!(words("create /a \"hello world\""), ["create", "/a", "hello world"]);
+        assert_eq!(
+            words("create /a \"hello world\""),
+            ["create", "/a", "hello world"]
+        );
         assert_eq!(words("  ls   /  "), ["ls", "/"]);
         assert_eq!(words("set /a 'x y'"), ["set", "/a", "x y"]);
         assert_eq!(words("set /a a\"b c\""), ["set", "/a", "a\"b", "c\""]);
@@ -329,11 +369,18 @@ mod tests {
         assert!(p.has("s") && p.has("e"));
         assert_eq!(p.value("t"), Some("10"));
         assert_eq!(p.args, ["/a", "data"]);
-        assert_eq!(parse_opts(&strings(&["-x", "/a"]), &spec).unwrap_err(), "Unrecognized option: -x");
+        assert_eq!(
+            parse_opts(&strings(&["-x", "/a"]), &spec).unwrap_err(),
+            "Unrecognized option: -x"
+        );
         assert!(parse_opts(&strings(&["/a", "-t"]), &spec).is_err());
         let p = parse_opts(&strings(&["--", "-1"]), &spec).unwrap();
         assert_eq!(p.args, ["-1"]);
-        let p = parse_opts(&strings(&["-add", "x", "-remove", "1"]), &[valued("add"), valued("remove")]).unwrap();
+        let p = parse_opts(
+            &strings(&["-add", "x", "-remove", "1"]),
+            &[valued("add"), valued("remove")],
+        )
+        .unwrap();
         assert_eq!(p.value("add"), Some("x"));
         assert_eq!(p.value("remove"), Some("1"));
     }
@@ -342,16 +389,37 @@ mod tests {
     fn path_rules() {
         assert!(validate_path("/", false).is_ok());
         assert!(validate_path("/a/b", false).is_ok());
-        assert_eq!(validate_path("a", false).unwrap_err(), "Path must start with / character");
-        assert_eq!(validate_path("/a/", false).unwrap_err(), "Path must not end with / character");
+        assert_eq!(
+            validate_path("a", false).unwrap_err(),
+            "Path must start with / character"
+        );
+        assert_eq!(
+            validate_path("/a/", false).unwrap_err(),
+            "Path must not end with / character"
+        );
         assert!(validate_path("/a/", true).is_ok());
-        assert_eq!(validate_path("/a//b", false).unwrap_err(), "empty node name specified @3");
-        assert_eq!(validate_path("/a/./b", false).unwrap_err(), "relative paths not allowed @3");
-        assert_eq!(validate_path("/a/..", false).unwrap_err(), "relative paths not allowed @4");
+        assert_eq!(
+            validate_path("/a//b", false).unwrap_err(),
+            "empty node name specified @3"
+        );
+        assert_eq!(
+            validate_path("/a/./b", false).unwrap_err(),
+            "relative paths not allowed @3"
+        );
+        assert_eq!(
+            validate_path("/a/..", false).unwrap_err(),
+            "relative paths not allowed @4"
+        );
         assert!(validate_path("/a/.b", false).is_ok());
         assert!(validate_path("/a/..b", false).is_ok());
-        assert_eq!(validate_path("", false).unwrap_err(), "Path length must be > 0");
-        assert_eq!(validate_path("/a\u{1}", false).unwrap_err(), "invalid character @2");
+        assert_eq!(
+            validate_path("", false).unwrap_err(),
+            "Path length must be > 0"
+        );
+        assert_eq!(
+            validate_path("/a\u{1}", false).unwrap_err(),
+            "invalid character @2"
+        );
         assert_eq!(parent_of("/a/b"), "/a");
         assert_eq!(parent_of("/a"), "/");
         assert_eq!(join_path("/", "a"), "/a");
@@ -362,11 +430,24 @@ mod tests {
     fn acl_strings() {
         let (acl, warn) = parse_acl("world:anyone:cdrwa,digest:user:hash=:r,bad,ip:1.2.3.4:rx");
         assert_eq!(acl.len(), 3);
-        assert_eq!(acl[0], AclEntry { scheme: "world".into(), id: "anyone".into(), perms: 31 });
+        assert_eq!(
+            acl[0],
+            AclEntry {
+                scheme: "world".into(),
+                id: "anyone".into(),
+                perms: 31
+            }
+        );
         assert_eq!(acl[1].id, "user:hash=");
         assert_eq!(acl[1].perms, PERM_READ);
         assert_eq!(acl[2].perms, PERM_READ);
-        assert_eq!(warn, ["bad does not have the form scheme:id:perm", "Unknown perm type: x"]);
+        assert_eq!(
+            warn,
+            [
+                "bad does not have the form scheme:id:perm",
+                "Unknown perm type: x"
+            ]
+        );
     }
 
     #[test]
@@ -374,9 +455,18 @@ mod tests {
         let st = StatsTrack::parse("count=10,bytes=-1=;byteHardLimit=-1;countHardLimit=5").unwrap();
         assert_eq!(st.get(QUOTA_COUNT), 10);
         assert_eq!(st.get(QUOTA_COUNT_HARD), 5);
-        assert_eq!(st.to_string(), "count=10,bytes=-1=;byteHardLimit=-1;countHardLimit=5");
-        assert_eq!(StatsTrack::parse("count=2,bytes=0").unwrap().to_string(), "count=2,bytes=0");
-        assert_eq!(StatsTrack::parse("").unwrap().to_string(), "count=-1,bytes=-1");
+        assert_eq!(
+            st.to_string(),
+            "count=10,bytes=-1=;byteHardLimit=-1;countHardLimit=5"
+        );
+        assert_eq!(
+            StatsTrack::parse("count=2,bytes=0").unwrap().to_string(),
+            "count=2,bytes=0"
+        );
+        assert_eq!(
+            StatsTrack::parse("").unwrap().to_string(),
+            "count=-1,bytes=-1"
+        );
         assert!(StatsTrack::parse("count=x").is_err());
     }
 

@@ -27,7 +27,11 @@ pub struct CliArgs {
     /// zkCli's options then an optional command: [-server host:port[,host:port...]]
     /// [-timeout ms] [-r] [COMMAND ARGS...]. Options also work with two dashes.
     /// Without a command the shell is interactive (or reads commands from stdin).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     pub command: Vec<String>,
 }
 
@@ -55,14 +59,19 @@ fn parse_invocation(args: &[String]) -> Result<Invocation, String> {
     while let Some(arg) = it.next() {
         let option = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
         match option {
-            Some("server") => inv.server = it.next().ok_or("Error: no argument found for option -server")?.clone(),
+            Some("server") => {
+                inv.server = it
+                    .next()
+                    .ok_or("Error: no argument found for option -server")?
+                    .clone()
+            }
             Some("timeout") => {
-                let value = it.next().ok_or("Error: no argument found for option -timeout")?;
-                inv.timeout_ms = value
-                    .parse()
-                    .ok()
-                    .filter(|ms| *ms > 0)
-                    .ok_or_else(|| format!("Error: -timeout needs a positive number of milliseconds, got {value}"))?;
+                let value = it
+                    .next()
+                    .ok_or("Error: no argument found for option -timeout")?;
+                inv.timeout_ms = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                    format!("Error: -timeout needs a positive number of milliseconds, got {value}")
+                })?;
             }
             Some("r") | Some("readonly") => inv.readonly = true,
             Some("h") | Some("help") => inv.help = true,
@@ -81,7 +90,9 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
         Ok(inv) => inv,
         Err(msg) => {
             eprintln!("{msg}");
-            eprintln!("usage: rzk cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]");
+            eprintln!(
+                "usage: rzk cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]"
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
@@ -92,7 +103,10 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let options = ConnectOptions {
         server: inv.server.clone(),
         timeout: Duration::from_millis(inv.timeout_ms),
@@ -118,7 +132,11 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
     };
     runtime.block_on(async { drop(shell) });
     runtime.shutdown_timeout(Duration::from_millis(200));
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Reads commands from a non-terminal stdin. Returns whether any command failed.
@@ -136,7 +154,10 @@ fn run_script(runtime: &tokio::runtime::Runtime, shell: &mut Shell) -> bool {
         printer.hold();
         let mut out = Out::default();
         let text = line.trim_end_matches(['\n', '\r']);
-        if runtime.block_on(shell.execute_line(text, &mut out)).is_err() {
+        if runtime
+            .block_on(shell.execute_line(text, &mut out))
+            .is_err()
+        {
             failed = true;
         }
         printer.flush_held();
@@ -160,7 +181,10 @@ mod tests {
 
     #[test]
     fn single_and_double_dash_options() {
-        let i = inv(&["-server", "h:1,h:2", "-timeout", "5000", "-r", "ls", "-R", "/"]).unwrap();
+        let i = inv(&[
+            "-server", "h:1,h:2", "-timeout", "5000", "-r", "ls", "-R", "/",
+        ])
+        .unwrap();
         assert_eq!(i.server, "h:1,h:2");
         assert_eq!(i.timeout_ms, 5000);
         assert!(i.readonly);

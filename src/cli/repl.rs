@@ -20,14 +20,20 @@ pub enum Target<'a> {
     /// The first word: a command name prefix.
     Command(&'a str),
     /// A path: list `dir`'s children starting with `prefix`.
-    Path { dir: &'a str, prefix: &'a str },
+    Path {
+        dir: &'a str,
+        prefix: &'a str,
+    },
     Nothing,
 }
 
 /// Finds the word being completed; returns its start offset too.
 pub fn completion_target(line: &str, pos: usize) -> (usize, Target<'_>) {
     let before = &line[..pos];
-    let start = before.rfind(char::is_whitespace).map(|i| i + 1).unwrap_or(0);
+    let start = before
+        .rfind(char::is_whitespace)
+        .map(|i| i + 1)
+        .unwrap_or(0);
     let word = &before[start..];
     if before[..start].trim().is_empty() {
         return (start, Target::Command(word));
@@ -35,14 +41,24 @@ pub fn completion_target(line: &str, pos: usize) -> (usize, Target<'_>) {
     if word.starts_with('/') {
         let slash = word.rfind('/').unwrap_or(0);
         let dir = if slash == 0 { "/" } else { &word[..slash] };
-        return (start, Target::Path { dir, prefix: &word[slash + 1..] });
+        return (
+            start,
+            Target::Path {
+                dir,
+                prefix: &word[slash + 1..],
+            },
+        );
     }
     (start, Target::Nothing)
 }
 
 /// Command names starting with `prefix`, each followed by a space.
 pub fn complete_command(prefix: &str) -> Vec<String> {
-    COMMANDS.iter().filter(|(name, _)| name.starts_with(prefix)).map(|(name, _)| format!("{name} ")).collect()
+    COMMANDS
+        .iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(name, _)| format!("{name} "))
+        .collect()
 }
 
 /// Full paths of `dir`'s children starting with `prefix`, sorted.
@@ -50,7 +66,13 @@ pub fn complete_children(dir: &str, prefix: &str, children: &[String]) -> Vec<St
     let mut matches: Vec<String> = children
         .iter()
         .filter(|c| c.starts_with(prefix))
-        .map(|c| if dir == "/" { format!("/{c}") } else { format!("{dir}/{c}") })
+        .map(|c| {
+            if dir == "/" {
+                format!("/{c}")
+            } else {
+                format!("{dir}/{c}")
+            }
+        })
         .collect();
     matches.sort();
     matches
@@ -64,15 +86,22 @@ struct ZkHelper {
 impl Completer for ZkHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let (start, target) = completion_target(line, pos);
         let words = match target {
             Target::Command(prefix) => complete_command(prefix),
             Target::Path { dir, prefix } => {
-                let Conn::Connected(client) = self.conn.borrow().clone() else { return Ok((start, Vec::new())) };
-                let listing = self
-                    .runtime
-                    .block_on(async { tokio::time::timeout(Duration::from_secs(2), client.list_children(dir)).await });
+                let Conn::Connected(client) = self.conn.borrow().clone() else {
+                    return Ok((start, Vec::new()));
+                };
+                let listing = self.runtime.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(2), client.list_children(dir)).await
+                });
                 match listing {
                     Ok(Ok(children)) => complete_children(dir, prefix, &children),
                     _ => Vec::new(),
@@ -80,7 +109,13 @@ impl Completer for ZkHelper {
             }
             Target::Nothing => Vec::new(),
         };
-        let pairs = words.into_iter().map(|w| Pair { display: w.clone(), replacement: w }).collect();
+        let pairs = words
+            .into_iter()
+            .map(|w| Pair {
+                display: w.clone(),
+                replacement: w,
+            })
+            .collect();
         Ok((start, pairs))
     }
 }
@@ -99,8 +134,12 @@ pub fn interactive(runtime: &tokio::runtime::Runtime, shell: &mut Shell) -> anyh
         .auto_add_history(false)
         .max_history_size(1000)?
         .build();
-    let mut editor: Editor<ZkHelper, rustyline::history::DefaultHistory> = Editor::with_config(config)?;
-    editor.set_helper(Some(ZkHelper { runtime: runtime.handle().clone(), conn: shell.conn() }));
+    let mut editor: Editor<ZkHelper, rustyline::history::DefaultHistory> =
+        Editor::with_config(config)?;
+    editor.set_helper(Some(ZkHelper {
+        runtime: runtime.handle().clone(),
+        conn: shell.conn(),
+    }));
     let printer = shell.printer();
     if let Ok(mut external) = editor.create_external_printer() {
         printer.set_external(Box::new(move |text| {
@@ -119,7 +158,9 @@ pub fn interactive(runtime: &tokio::runtime::Runtime, shell: &mut Shell) -> anyh
                     let _ = editor.add_history_entry(line.as_str());
                 }
                 let mut out = Out::default();
-                last_failed = runtime.block_on(shell.execute_line(&line, &mut out)).is_err();
+                last_failed = runtime
+                    .block_on(shell.execute_line(&line, &mut out))
+                    .is_err();
                 printer.flush_held();
                 out.emit();
                 if shell.quit {
@@ -143,18 +184,55 @@ mod tests {
     fn targets() {
         assert_eq!(completion_target("cre", 3), (0, Target::Command("cre")));
         assert_eq!(completion_target("  ls", 4), (2, Target::Command("ls")));
-        assert_eq!(completion_target("ls /zoo", 7), (3, Target::Path { dir: "/", prefix: "zoo" }));
-        assert_eq!(completion_target("get -s /a/b/c", 13), (7, Target::Path { dir: "/a/b", prefix: "c" }));
-        assert_eq!(completion_target("ls /a/", 6), (3, Target::Path { dir: "/a", prefix: "" }));
+        assert_eq!(
+            completion_target("ls /zoo", 7),
+            (
+                3,
+                Target::Path {
+                    dir: "/",
+                    prefix: "zoo"
+                }
+            )
+        );
+        assert_eq!(
+            completion_target("get -s /a/b/c", 13),
+            (
+                7,
+                Target::Path {
+                    dir: "/a/b",
+                    prefix: "c"
+                }
+            )
+        );
+        assert_eq!(
+            completion_target("ls /a/", 6),
+            (
+                3,
+                Target::Path {
+                    dir: "/a",
+                    prefix: ""
+                }
+            )
+        );
         assert_eq!(completion_target("set /a da", 9), (7, Target::Nothing));
     }
 
     #[test]
     fn candidates() {
-        assert_eq!(complete_command("get"), ["get ", "getAcl ", "getAllChildrenNumber ", "getEphemerals "]);
+        assert_eq!(
+            complete_command("get"),
+            ["get ", "getAcl ", "getAllChildrenNumber ", "getEphemerals "]
+        );
         assert!(complete_command("zz").is_empty());
-        let children = vec!["zookeeper".to_string(), "app".to_string(), "apple".to_string()];
+        let children = vec![
+            "zookeeper".to_string(),
+            "app".to_string(),
+            "apple".to_string(),
+        ];
         assert_eq!(complete_children("/", "ap", &children), ["/app", "/apple"]);
-        assert_eq!(complete_children("/x", "", &["b".into(), "a".into()]), ["/x/a", "/x/b"]);
+        assert_eq!(
+            complete_children("/x", "", &["b".into(), "a".into()]),
+            ["/x/a", "/x/b"]
+        );
     }
 }

@@ -19,8 +19,8 @@ use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use zookeeper_client::{
-    Acl, AddWatchMode, AuthId, Client, CreateMode, EnsembleUpdate, Error, EventType, MultiWriter, OneshotWatcher,
-    Permission, PersistentWatcher, SessionState, WatchedEvent,
+    Acl, AddWatchMode, AuthId, Client, CreateMode, EnsembleUpdate, Error, EventType, MultiWriter,
+    OneshotWatcher, Permission, PersistentWatcher, SessionState, WatchedEvent,
 };
 
 use super::format::{self, error_message, format_event, format_stat};
@@ -55,8 +55,16 @@ impl Out {
     pub fn emit(self) {
         let (mut stdout, mut stderr) = (std::io::stdout().lock(), std::io::stderr().lock());
         for (is_err, text) in self.chunks {
-            let _ = if is_err { stderr.write_all(text.as_bytes()) } else { stdout.write_all(text.as_bytes()) };
-            let _ = if is_err { stderr.flush() } else { stdout.flush() };
+            let _ = if is_err {
+                stderr.write_all(text.as_bytes())
+            } else {
+                stdout.write_all(text.as_bytes())
+            };
+            let _ = if is_err {
+                stderr.flush()
+            } else {
+                stdout.flush()
+            };
         }
     }
 }
@@ -79,7 +87,13 @@ struct PrinterInner {
 
 impl Printer {
     fn new() -> Self {
-        Self { inner: Mutex::new(PrinterInner { holding: false, held: Vec::new(), external: None }) }
+        Self {
+            inner: Mutex::new(PrinterInner {
+                holding: false,
+                held: Vec::new(),
+                external: None,
+            }),
+        }
     }
 
     /// Routes live events through `print` (the line editor's printer that redraws the prompt).
@@ -138,8 +152,14 @@ pub enum Conn {
 }
 
 enum PumpItem {
-    Watch { id: WatchId, event: WatchedEvent },
-    State { generation: u64, state: SessionState },
+    Watch {
+        id: WatchId,
+        event: WatchedEvent,
+    },
+    State {
+        generation: u64,
+        state: SessionState,
+    },
 }
 
 enum PumpMsg {
@@ -333,7 +353,8 @@ impl Shell {
         }
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         self.shared.drop_all_watches();
-        let was_alive = matches!(&*self.conn_tx.borrow(), Conn::Connected(c) if !c.state().is_terminated());
+        let was_alive =
+            matches!(&*self.conn_tx.borrow(), Conn::Connected(c) if !c.state().is_terminated());
         self.conn_tx.send_replace(Conn::Closed);
         was_alive
     }
@@ -346,7 +367,11 @@ impl Shell {
         self.host = host.to_string();
         self.conn_tx.send_replace(Conn::Connecting);
         let generation = self.shared.generation.load(Ordering::SeqCst);
-        let (conn_tx, shared, pump_tx) = (self.conn_tx.clone(), self.shared.clone(), self.pump_tx.clone());
+        let (conn_tx, shared, pump_tx) = (
+            self.conn_tx.clone(),
+            self.shared.clone(),
+            self.pump_tx.clone(),
+        );
         let (host, options) = (host.to_string(), self.options.clone());
         self.connector = Some(tokio::spawn(async move {
             loop {
@@ -365,16 +390,21 @@ impl Shell {
                             SessionState::SyncConnected
                         };
                         shared.print_event(java_state(state), "None", None);
-                        let states = futures::stream::unfold(client.state_watcher(), move |mut w| async move {
-                            let state = w.changed().await;
-                            Some((PumpItem::State { generation, state }, w))
-                        });
+                        let states = futures::stream::unfold(
+                            client.state_watcher(),
+                            move |mut w| async move {
+                                let state = w.changed().await;
+                                Some((PumpItem::State { generation, state }, w))
+                            },
+                        );
                         let _ = pump_tx.send(PumpMsg::Add(states.boxed()));
                         conn_tx.send_replace(Conn::Connected(client));
                         return;
                     }
                     Err(Error::BadArguments(reason)) => {
-                        shared.printer.event(format!("Invalid connect string {host}: {reason}\n"));
+                        shared
+                            .printer
+                            .event(format!("Invalid connect string {host}: {reason}\n"));
                         conn_tx.send_replace(Conn::Closed);
                         return;
                     }
@@ -426,8 +456,15 @@ impl Shell {
         let id = self.shared.book().register(path, kind);
         let (handle, registration) = AbortHandle::new_pair();
         self.shared.aborts().insert(id, handle);
-        let stream = futures::stream::once(async move { PumpItem::Watch { id, event: watcher.changed().await } });
-        let _ = self.pump_tx.send(PumpMsg::Add(Abortable::new(stream, registration).boxed()));
+        let stream = futures::stream::once(async move {
+            PumpItem::Watch {
+                id,
+                event: watcher.changed().await,
+            }
+        });
+        let _ = self
+            .pump_tx
+            .send(PumpMsg::Add(Abortable::new(stream, registration).boxed()));
     }
 
     fn add_persistent(&self, path: &str, kind: WatchKind, watcher: PersistentWatcher) {
@@ -438,10 +475,16 @@ impl Shell {
         let stream = futures::stream::unfold(Some(watcher), move |watcher| async move {
             let mut watcher = watcher?;
             let event = watcher.changed().await;
-            let done = event.event_type == EventType::Session && event.session_state.is_terminated();
-            Some((PumpItem::Watch { id, event }, if done { None } else { Some(watcher) }))
+            let done =
+                event.event_type == EventType::Session && event.session_state.is_terminated();
+            Some((
+                PumpItem::Watch { id, event },
+                if done { None } else { Some(watcher) },
+            ))
         });
-        let _ = self.pump_tx.send(PumpMsg::Add(Abortable::new(stream, registration).boxed()));
+        let _ = self
+            .pump_tx
+            .send(PumpMsg::Add(Abortable::new(stream, registration).boxed()));
     }
 
     /// Runs one typed line (zkCli's `executeLine`): records history, runs, counts.
@@ -457,7 +500,9 @@ impl Shell {
 
     /// Runs one command given as words (from the command line or a typed line).
     pub async fn execute(&mut self, words: Vec<String>, out: &mut Out) -> CmdResult {
-        let Some((cmd, args)) = words.split_first() else { return Ok(()) };
+        let Some((cmd, args)) = words.split_first() else {
+            return Ok(());
+        };
         let result = self.dispatch(cmd, args, out).await;
         self.sync_events().await;
         result
@@ -516,7 +561,9 @@ impl Shell {
             _ => {}
         }
         if !format::COMMANDS.iter().any(|(name, _)| *name == cmd) {
-            out.errln(format!("Command not found: {cmd} (type help for the list of commands)"));
+            out.errln(format!(
+                "Command not found: {cmd} (type help for the list of commands)"
+            ));
             return Err(Failed);
         }
         let client = self.client(out).await?;
@@ -573,11 +620,18 @@ impl Shell {
     }
 
     async fn ls(&self, client: &Client, args: &[String], out: &mut Out, ls2: bool) -> CmdResult {
-        let p = parse(out, "ls", args, &[flag("s"), flag("w"), flag("R"), flag("?")])?;
+        let p = parse(
+            out,
+            "ls",
+            args,
+            &[flag("s"), flag("w"), flag("R"), flag("?")],
+        )?;
         let mut watch = p.has("w");
         if p.args.len() > 1 {
             if !ls2 {
-                out.errln("'ls path [watch]' has been deprecated. Please use 'ls [-w] path' instead.");
+                out.errln(
+                    "'ls path [watch]' has been deprecated. Please use 'ls [-w] path' instead.",
+                );
             }
             watch = true;
         }
@@ -587,9 +641,18 @@ impl Shell {
         }
         let with_stat = p.has("s") || ls2;
         let result = match (with_stat, watch) {
-            (true, true) => client.get_and_watch_children(&path).await.map(|(c, s, w)| (c, Some(s), Some(w))),
-            (true, false) => client.get_children(&path).await.map(|(c, s)| (c, Some(s), None)),
-            (false, true) => client.list_and_watch_children(&path).await.map(|(c, w)| (c, None, Some(w))),
+            (true, true) => client
+                .get_and_watch_children(&path)
+                .await
+                .map(|(c, s, w)| (c, Some(s), Some(w))),
+            (true, false) => client
+                .get_children(&path)
+                .await
+                .map(|(c, s)| (c, Some(s), None)),
+            (false, true) => client
+                .list_and_watch_children(&path)
+                .await
+                .map(|(c, w)| (c, None, Some(w))),
             (false, false) => client.list_children(&path).await.map(|c| (c, None, None)),
         };
         let (mut children, stat, watcher) = result.map_err(|e| fail(out, &e, &path))?;
@@ -604,10 +667,20 @@ impl Shell {
         Ok(())
     }
 
-    async fn ls_recursive(&self, client: &Client, root: &str, watch: bool, out: &mut Out) -> CmdResult {
+    async fn ls_recursive(
+        &self,
+        client: &Client,
+        root: &str,
+        watch: bool,
+        out: &mut Out,
+    ) -> CmdResult {
         let exists = if watch {
             client.check_and_watch_stat(root).await.map(|(stat, w)| {
-                let kind = if stat.is_some() { WatchKind::Data } else { WatchKind::Exist };
+                let kind = if stat.is_some() {
+                    WatchKind::Data
+                } else {
+                    WatchKind::Exist
+                };
                 self.add_oneshot(root, kind, w);
                 stat
             })
@@ -646,16 +719,24 @@ impl Shell {
         let p = parse(out, "get", args, &[flag("s"), flag("w")])?;
         let mut watch = p.has("w");
         if p.args.len() > 1 {
-            out.errln("'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead.");
+            out.errln(
+                "'get path [watch]' has been deprecated. Please use 'get [-s] [-w] path' instead.",
+            );
             watch = true;
         }
         let path = one_path(out, "get", &p.args, false)?;
         let (data, stat) = if watch {
-            let (data, stat, w) = client.get_and_watch_data(&path).await.map_err(|e| fail(out, &e, &path))?;
+            let (data, stat, w) = client
+                .get_and_watch_data(&path)
+                .await
+                .map_err(|e| fail(out, &e, &path))?;
             self.add_oneshot(&path, WatchKind::Data, w);
             (data, stat)
         } else {
-            client.get_data(&path).await.map_err(|e| fail(out, &e, &path))?
+            client
+                .get_data(&path)
+                .await
+                .map_err(|e| fail(out, &e, &path))?
         };
         out.outln(data_text(&data));
         if p.has("s") {
@@ -668,16 +749,32 @@ impl Shell {
         let p = parse(out, "stat", args, &[flag("w")])?;
         let mut watch = p.has("w");
         if p.args.len() > 1 {
-            out.errln("'stat path [watch]' has been deprecated. Please use 'stat [-w] path' instead.");
+            out.errln(
+                "'stat path [watch]' has been deprecated. Please use 'stat [-w] path' instead.",
+            );
             watch = true;
         }
         let path = one_path(out, "stat", &p.args, false)?;
         let stat = if watch {
-            let (stat, w) = client.check_and_watch_stat(&path).await.map_err(|e| fail(out, &e, &path))?;
-            self.add_oneshot(&path, if stat.is_some() { WatchKind::Data } else { WatchKind::Exist }, w);
+            let (stat, w) = client
+                .check_and_watch_stat(&path)
+                .await
+                .map_err(|e| fail(out, &e, &path))?;
+            self.add_oneshot(
+                &path,
+                if stat.is_some() {
+                    WatchKind::Data
+                } else {
+                    WatchKind::Exist
+                },
+                w,
+            );
             stat
         } else {
-            client.check_stat(&path).await.map_err(|e| fail(out, &e, &path))?
+            client
+                .check_stat(&path)
+                .await
+                .map_err(|e| fail(out, &e, &path))?
         };
         match stat {
             Some(stat) => {
@@ -699,7 +796,10 @@ impl Shell {
             }
         };
         let path = one_path(out, "addWatch", &p.args, false)?;
-        let watcher = client.watch(&path, mode).await.map_err(|e| fail(out, &e, &path))?;
+        let watcher = client
+            .watch(&path, mode)
+            .await
+            .map_err(|e| fail(out, &e, &path))?;
         let kind = match mode {
             AddWatchMode::Persistent => WatchKind::Persistent,
             AddWatchMode::PersistentRecursive => WatchKind::PersistentRecursive,
@@ -712,7 +812,12 @@ impl Shell {
     /// `zookeeper-client` tell the server, and the `*WatchRemoved` events zkCli shows are
     /// printed here (the crate has no path/type based removal of its own).
     fn remove_watches(&self, args: &[String], out: &mut Out) -> CmdResult {
-        let p = parse(out, "removewatches", args, &[flag("c"), flag("d"), flag("a"), flag("l")])?;
+        let p = parse(
+            out,
+            "removewatches",
+            args,
+            &[flag("c"), flag("d"), flag("a"), flag("l")],
+        )?;
         let path = one_path(out, "removewatches", &p.args, false)?;
         let target = if p.has("c") {
             RemoveTarget::Children
@@ -741,14 +846,24 @@ impl Shell {
     async fn config(&self, client: &Client, args: &[String], out: &mut Out) -> CmdResult {
         let p = parse(out, "config", args, &[flag("c"), flag("w"), flag("s")])?;
         let (data, stat) = if p.has("w") {
-            let (data, stat, w) = client.get_and_watch_config().await.map_err(|e| fail(out, &e, "/zookeeper/config"))?;
+            let (data, stat, w) = client
+                .get_and_watch_config()
+                .await
+                .map_err(|e| fail(out, &e, "/zookeeper/config"))?;
             self.add_oneshot("/zookeeper/config", WatchKind::Data, w);
             (data, stat)
         } else {
-            client.get_config().await.map_err(|e| fail(out, &e, "/zookeeper/config"))?
+            client
+                .get_config()
+                .await
+                .map_err(|e| fail(out, &e, "/zookeeper/config"))?
         };
         let text = String::from_utf8_lossy(&data).into_owned();
-        out.outln(if p.has("c") { line::client_config_string(&text) } else { text });
+        out.outln(if p.has("c") {
+            line::client_config_string(&text)
+        } else {
+            text
+        });
         if p.has("s") {
             out.out(format_stat(&stat));
         }
@@ -793,7 +908,11 @@ fn checked_path(out: &mut Out, path: &str, sequential: bool) -> Result<String, F
 /// Node data as zkCli prints it. The crate does not tell a null payload from an empty one;
 /// both print as zkCli prints a data-less node: `null`.
 fn data_text(data: &[u8]) -> String {
-    if data.is_empty() { "null".to_string() } else { String::from_utf8_lossy(data).into_owned() }
+    if data.is_empty() {
+        "null".to_string()
+    } else {
+        String::from_utf8_lossy(data).into_owned()
+    }
 }
 
 fn parse_version(out: &mut Out, p: &Parsed) -> Result<Option<i32>, Failed> {
@@ -858,7 +977,10 @@ async fn set(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
     }
     let path = checked_path(out, &p.args[0], false)?;
     let version = parse_version(out, &p)?;
-    let stat = client.set_data(&path, p.args[1].as_bytes(), version).await.map_err(|e| fail(out, &e, &path))?;
+    let stat = client
+        .set_data(&path, p.args[1].as_bytes(), version)
+        .await
+        .map_err(|e| fail(out, &e, &path))?;
     if p.has("s") {
         out.out(format_stat(&stat));
     }
@@ -866,14 +988,21 @@ async fn set(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
 }
 
 async fn create(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
-    let p = parse(out, "create", args, &[flag("s"), flag("e"), flag("c"), valued("t")])?;
+    let p = parse(
+        out,
+        "create",
+        args,
+        &[flag("s"), flag("e"), flag("c"), valued("t")],
+    )?;
     let (e, s, c) = (p.has("e"), p.has("s"), p.has("c"));
     if p.args.is_empty() {
         out.errln(format::usage_of("create"));
         return Err(Failed);
     }
     if c && (e || s) {
-        out.errln("-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential.");
+        out.errln(
+            "-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential.",
+        );
         return Err(Failed);
     }
     let ttl = match p.value("t") {
@@ -897,7 +1026,9 @@ async fn create(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
     if let Some(t) = ttl
         && !(1..=TTL_MAX).contains(&t)
     {
-        out.errln(format!("ttl must be positive and cannot be larger than: {TTL_MAX}"));
+        out.errln(format!(
+            "ttl must be positive and cannot be larger than: {TTL_MAX}"
+        ));
         return Err(Failed);
     }
     let mode = match (e, s, c) {
@@ -908,10 +1039,18 @@ async fn create(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
         _ => CreateMode::Persistent,
     };
     let path = checked_path(out, &p.args[0], s)?;
-    let data = p.args.get(1).map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+    let data = p
+        .args
+        .get(1)
+        .map(|d| d.as_bytes().to_vec())
+        .unwrap_or_default();
     let acls = match p.args.get(2) {
         Some(text) => acl_arg(out, text),
-        None => to_acls(&[line::AclEntry { scheme: "world".into(), id: "anyone".into(), perms: 31 }]),
+        None => to_acls(&[line::AclEntry {
+            scheme: "world".into(),
+            id: "anyone".into(),
+            perms: 31,
+        }]),
     };
     if acls.is_empty() {
         out.errln("KeeperErrorCode = InvalidACL");
@@ -949,7 +1088,10 @@ async fn delete(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
         };
     }
     let path = one_path(out, "delete", &p.args, false)?;
-    client.delete(&path, version).await.map_err(|e| fail(out, &e, &path))
+    client
+        .delete(&path, version)
+        .await
+        .map_err(|e| fail(out, &e, &path))
 }
 
 async fn deleteall(client: &Client, cmd: &str, args: &[String], out: &mut Out) -> CmdResult {
@@ -1013,9 +1155,16 @@ async fn deleteall(client: &Client, cmd: &str, args: &[String], out: &mut Out) -
 async fn get_acl(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
     let p = parse(out, "getAcl", args, &[flag("s")])?;
     let path = one_path(out, "getAcl", &p.args, false)?;
-    let (acls, stat) = client.get_acl(&path).await.map_err(|e| fail(out, &e, &path))?;
+    let (acls, stat) = client
+        .get_acl(&path)
+        .await
+        .map_err(|e| fail(out, &e, &path))?;
     for acl in &acls {
-        out.out(format::format_acl_entry(acl.scheme(), acl.id(), perm_bits(acl.permission())));
+        out.out(format::format_acl_entry(
+            acl.scheme(),
+            acl.id(),
+            perm_bits(acl.permission()),
+        ));
     }
     if p.has("s") {
         out.out(format_stat(&stat));
@@ -1038,14 +1187,23 @@ async fn set_acl(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
     if p.has("R") {
         let mut stack = vec![path.clone()];
         while let Some(node) = stack.pop() {
-            client.set_acl(&node, &acls, version).await.map_err(|e| fail(out, &e, &node))?;
-            let mut children = client.list_children(&node).await.map_err(|e| fail(out, &e, &node))?;
+            client
+                .set_acl(&node, &acls, version)
+                .await
+                .map_err(|e| fail(out, &e, &node))?;
+            let mut children = client
+                .list_children(&node)
+                .await
+                .map_err(|e| fail(out, &e, &node))?;
             children.sort();
             stack.extend(children.iter().rev().map(|c| line::join_path(&node, c)));
         }
         return Ok(());
     }
-    let stat = client.set_acl(&path, &acls, version).await.map_err(|e| fail(out, &e, &path))?;
+    let stat = client
+        .set_acl(&path, &acls, version)
+        .await
+        .map_err(|e| fail(out, &e, &path))?;
     if p.has("s") {
         out.out(format_stat(&stat));
     }
@@ -1096,22 +1254,40 @@ async fn get_ephemerals(client: &Client, args: &[String], out: &mut Out) -> CmdR
         Some(path) => checked_path(out, path, false)?,
         None => "/".to_string(),
     };
-    let list = client.list_ephemerals(&path).await.map_err(|e| fail(out, &e, &path))?;
+    let list = client
+        .list_ephemerals(&path)
+        .await
+        .map_err(|e| fail(out, &e, &path))?;
     out.outln(format::java_list(&list));
     Ok(())
 }
 
 async fn get_all_children_number(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
     let path = one_path(out, "getAllChildrenNumber", args, false)?;
-    let n = client.count_descendants_number(&path).await.map_err(|e| fail(out, &e, &path))?;
+    let n = client
+        .count_descendants_number(&path)
+        .await
+        .map_err(|e| fail(out, &e, &path))?;
     out.outln(n.to_string());
     Ok(())
 }
 
 async fn reconfig(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
-    let spec = [flag("s"), valued("v"), valued("file"), valued("members"), valued("add"), valued("remove")];
+    let spec = [
+        flag("s"),
+        valued("v"),
+        valued("file"),
+        valued("members"),
+        valued("add"),
+        valued("remove"),
+    ];
     let p = parse(out, "reconfig", args, &spec)?;
-    let (file, members, add, remove) = (p.value("file"), p.value("members"), p.value("add"), p.value("remove"));
+    let (file, members, add, remove) = (
+        p.value("file"),
+        p.value("members"),
+        p.value("add"),
+        p.value("remove"),
+    );
     if file.is_none() && members.is_none() && add.is_none() && remove.is_none() {
         out.errln(format::usage_of("reconfig"));
         return Err(Failed);
@@ -1142,7 +1318,11 @@ async fn reconfig(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
             Ok(text) => Some(
                 text.lines()
                     .map(str::trim)
-                    .filter(|l| l.starts_with("server.") || l.starts_with("group.") || l.starts_with("weight."))
+                    .filter(|l| {
+                        l.starts_with("server.")
+                            || l.starts_with("group.")
+                            || l.starts_with("weight.")
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
             ),
@@ -1158,12 +1338,21 @@ async fn reconfig(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
     let result = match &members {
         Some(m) => {
             let list = [m.as_str()];
-            client.update_ensemble(EnsembleUpdate::New { ensemble: list.iter().copied() }, version).await
+            client
+                .update_ensemble(
+                    EnsembleUpdate::New {
+                        ensemble: list.iter().copied(),
+                    },
+                    version,
+                )
+                .await
         }
         None => {
             let (joinings, leavings) = ([add.as_str()], [remove.as_str()]);
-            let update =
-                EnsembleUpdate::Incremental { joinings: joinings.iter().copied(), leavings: leavings.iter().copied() };
+            let update = EnsembleUpdate::Incremental {
+                joinings: joinings.iter().copied(),
+                leavings: leavings.iter().copied(),
+            };
             client.update_ensemble(update, version).await
         }
     };
@@ -1171,7 +1360,10 @@ async fn reconfig(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
         out.errln(error_message(&e, None));
         Failed
     })?;
-    out.outln(format!("Committed new configuration:\n{}", String::from_utf8_lossy(&data)));
+    out.outln(format!(
+        "Committed new configuration:\n{}",
+        String::from_utf8_lossy(&data)
+    ));
     if p.has("s") {
         out.out(format_stat(&stat));
     }
@@ -1191,8 +1383,16 @@ async fn read_track(client: &Client, path: &str) -> Result<StatsTrack, Error> {
 /// `setquota`: writes the limits node under `/zookeeper/quota` like zkCli 3.8 (the server
 /// keeps the stats node up to date). Plain client operations; no crate support needed.
 async fn setquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
-    let p = parse(out, "setquota", args, &[valued("n"), valued("b"), valued("N"), valued("B")])?;
-    let chosen: Vec<&str> = ["n", "b", "N", "B"].into_iter().filter(|o| p.has(o)).collect();
+    let p = parse(
+        out,
+        "setquota",
+        args,
+        &[valued("n"), valued("b"), valued("N"), valued("B")],
+    )?;
+    let chosen: Vec<&str> = ["n", "b", "N", "B"]
+        .into_iter()
+        .filter(|o| p.has(o))
+        .collect();
     if chosen.len() != 1 {
         if chosen.is_empty() {
             out.errln("Missing required option: [-n num soft quota, -b bytes soft quota, -N num hard quota, -B bytes hard quota]");
@@ -1249,7 +1449,10 @@ async fn setquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
         };
         for child in children {
             if child == QUOTA_LIMITS && node != quota_path(&path) {
-                out.errln(format!("{path} has a child {} which has a quota", &node[QUOTA_ROOT.len()..]));
+                out.errln(format!(
+                    "{path} has a child {} which has a quota",
+                    &node[QUOTA_ROOT.len()..]
+                ));
                 return Err(Failed);
             }
             if child != QUOTA_LIMITS && child != QUOTA_STATS {
@@ -1265,7 +1468,10 @@ async fn setquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
         if ancestor == path {
             break;
         }
-        match client.check_stat(&format!("{}/{QUOTA_LIMITS}", quota_path(&ancestor))).await {
+        match client
+            .check_stat(&format!("{}/{QUOTA_LIMITS}", quota_path(&ancestor)))
+            .await
+        {
             Ok(Some(_)) => {
                 out.errln(format!("{path} has a parent {ancestor} which has a quota"));
                 return Err(Failed);
@@ -1292,23 +1498,36 @@ async fn setquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
     };
     let limits_path = format!("{node}/{QUOTA_LIMITS}");
     let mut limits = StatsTrack::default();
-    for k in [line::QUOTA_COUNT, line::QUOTA_BYTES, line::QUOTA_COUNT_HARD, line::QUOTA_BYTES_HARD] {
+    for k in [
+        line::QUOTA_COUNT,
+        line::QUOTA_BYTES,
+        line::QUOTA_COUNT_HARD,
+        line::QUOTA_BYTES_HARD,
+    ] {
         limits.set(k, -1);
     }
     limits.set(key, value);
-    match client.create(&limits_path, limits.to_string().as_bytes(), &persistent).await {
+    match client
+        .create(&limits_path, limits.to_string().as_bytes(), &persistent)
+        .await
+    {
         Ok(_) => {
             let stats_path = format!("{node}/{QUOTA_STATS}");
             let mut stats = StatsTrack::default();
             stats.set(line::QUOTA_COUNT, 0);
             stats.set(line::QUOTA_BYTES, 0);
-            match client.create(&stats_path, stats.to_string().as_bytes(), &persistent).await {
+            match client
+                .create(&stats_path, stats.to_string().as_bytes(), &persistent)
+                .await
+            {
                 Ok(_) | Err(Error::NodeExists) => Ok(()),
                 Err(e) => Err(fail(out, &e, &stats_path)),
             }
         }
         Err(Error::NodeExists) => {
-            let mut existing = read_track(client, &limits_path).await.map_err(|e| fail(out, &e, &limits_path))?;
+            let mut existing = read_track(client, &limits_path)
+                .await
+                .map_err(|e| fail(out, &e, &limits_path))?;
             existing.set(key, value);
             client
                 .set_data(&limits_path, existing.to_string().as_bytes(), None)
@@ -1343,7 +1562,12 @@ async fn listquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult
 }
 
 async fn delquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult {
-    let p = parse(out, "delquota", args, &[flag("n"), flag("b"), flag("N"), flag("B")])?;
+    let p = parse(
+        out,
+        "delquota",
+        args,
+        &[flag("n"), flag("b"), flag("N"), flag("B")],
+    )?;
     let path = one_path(out, "delquota", &p.args, false)?;
     let parent = quota_path(&path);
     let limits_path = format!("{parent}/{QUOTA_LIMITS}");
@@ -1374,10 +1598,16 @@ async fn delquota(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
             .map(|_| ())
             .map_err(|e| fail(out, &e, &limits_path));
     }
-    let children = client.list_children(&parent).await.map_err(|e| fail(out, &e, &parent))?;
+    let children = client
+        .list_children(&parent)
+        .await
+        .map_err(|e| fail(out, &e, &parent))?;
     for child in children {
         let child = line::join_path(&parent, &child);
-        client.delete(&child, None).await.map_err(|e| fail(out, &e, &child))?;
+        client
+            .delete(&child, None)
+            .await
+            .map_err(|e| fail(out, &e, &child))?;
     }
     // Trim now-empty quota directories up to /zookeeper/quota.
     let mut node = parent;
@@ -1400,4 +1630,3 @@ impl Drop for Shell {
         self.drop_session();
     }
 }
-

@@ -80,13 +80,21 @@ pub struct WatchBook {
 fn triggers(kind: WatchKind, at: &str, event: NodeEvent, path: &str) -> bool {
     match kind {
         WatchKind::Data | WatchKind::Exist => {
-            at == path && matches!(event, NodeEvent::Created | NodeEvent::Deleted | NodeEvent::DataChanged)
+            at == path
+                && matches!(
+                    event,
+                    NodeEvent::Created | NodeEvent::Deleted | NodeEvent::DataChanged
+                )
         }
-        WatchKind::Child => at == path && matches!(event, NodeEvent::Deleted | NodeEvent::ChildrenChanged),
+        WatchKind::Child => {
+            at == path && matches!(event, NodeEvent::Deleted | NodeEvent::ChildrenChanged)
+        }
         WatchKind::Persistent => at == path,
         WatchKind::PersistentRecursive => {
             event != NodeEvent::ChildrenChanged
-                && (at == path || at == "/" || (path.starts_with(at) && path.as_bytes().get(at.len()) == Some(&b'/')))
+                && (at == path
+                    || at == "/"
+                    || (path.starts_with(at) && path.as_bytes().get(at.len()) == Some(&b'/')))
         }
     }
 }
@@ -99,7 +107,14 @@ impl WatchBook {
     /// Records a new watch; its id goes with the receiver the shell listens on.
     pub fn register(&mut self, path: &str, kind: WatchKind) -> WatchId {
         self.next += 1;
-        self.entries.insert(self.next, Entry { path: path.to_string(), kind, swallow: Vec::new() });
+        self.entries.insert(
+            self.next,
+            Entry {
+                path: path.to_string(),
+                kind,
+                swallow: Vec::new(),
+            },
+        );
         self.next
     }
 
@@ -122,8 +137,14 @@ impl WatchBook {
     /// a duplicate of one already printed (or the watch is gone). One-shot watches consumed by
     /// the notification are dropped from the book.
     pub fn deliver(&mut self, id: WatchId, event: NodeEvent, path: &str) -> bool {
-        let Some(entry) = self.entries.get_mut(&id) else { return false };
-        if let Some(i) = entry.swallow.iter().position(|(e, p)| *e == event && p == path) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        if let Some(i) = entry
+            .swallow
+            .iter()
+            .position(|(e, p)| *e == event && p == path)
+        {
             entry.swallow.remove(i);
             if !entry.kind.is_persistent() && entry.swallow.is_empty() {
                 self.entries.remove(&id);
@@ -159,14 +180,22 @@ impl WatchBook {
     /// `removewatches path [-c|-d|-a]`: drops the matching watches and returns their ids with
     /// the event type zkCli prints for each kind removed (persistent, then child, then data),
     /// or an empty list when nothing matched (zkCli: "No such watcher").
-    pub fn remove(&mut self, path: &str, target: RemoveTarget) -> (Vec<WatchId>, Vec<&'static str>) {
+    pub fn remove(
+        &mut self,
+        path: &str,
+        target: RemoveTarget,
+    ) -> (Vec<WatchId>, Vec<&'static str>) {
         let matches = |kind: WatchKind| match target {
             RemoveTarget::Children => kind == WatchKind::Child,
             RemoveTarget::Data => matches!(kind, WatchKind::Data | WatchKind::Exist),
             RemoveTarget::Any => true,
         };
-        let ids: Vec<WatchId> =
-            self.entries.iter().filter(|(_, e)| e.path == path && matches(e.kind)).map(|(id, _)| *id).collect();
+        let ids: Vec<WatchId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.path == path && matches(e.kind))
+            .map(|(id, _)| *id)
+            .collect();
         let kinds: Vec<WatchKind> = ids.iter().map(|id| self.entries[id].kind).collect();
         let mut events = Vec::new();
         if kinds.iter().any(|k| k.is_persistent()) {
@@ -175,7 +204,10 @@ impl WatchBook {
         if kinds.contains(&WatchKind::Child) {
             events.push("ChildWatchRemoved");
         }
-        if kinds.iter().any(|k| matches!(k, WatchKind::Data | WatchKind::Exist)) {
+        if kinds
+            .iter()
+            .any(|k| matches!(k, WatchKind::Data | WatchKind::Exist))
+        {
             events.push("DataWatchRemoved");
         }
         for id in &ids {
@@ -235,12 +267,30 @@ mod tests {
         assert!(book.deliver(d, NodeEvent::DataChanged, "/a/b"));
         assert!(!book.deliver(r, NodeEvent::DataChanged, "/a/b"));
         assert!(book.deliver(r, NodeEvent::Created, "/a/c"));
-        assert!(book.deliver(r, NodeEvent::Created, "/a/c"), "a second real notification prints again");
+        assert!(
+            book.deliver(r, NodeEvent::Created, "/a/c"),
+            "a second real notification prints again"
+        );
         assert!(book.contains(r));
         // Not a descendant: /ab is not under /a.
-        assert!(!triggers(WatchKind::PersistentRecursive, "/a", NodeEvent::Created, "/ab"));
-        assert!(triggers(WatchKind::PersistentRecursive, "/", NodeEvent::Created, "/ab"));
-        assert!(!triggers(WatchKind::PersistentRecursive, "/a", NodeEvent::ChildrenChanged, "/a"));
+        assert!(!triggers(
+            WatchKind::PersistentRecursive,
+            "/a",
+            NodeEvent::Created,
+            "/ab"
+        ));
+        assert!(triggers(
+            WatchKind::PersistentRecursive,
+            "/",
+            NodeEvent::Created,
+            "/ab"
+        ));
+        assert!(!triggers(
+            WatchKind::PersistentRecursive,
+            "/a",
+            NodeEvent::ChildrenChanged,
+            "/a"
+        ));
     }
 
     #[test]
@@ -254,7 +304,14 @@ mod tests {
         assert!(ids.is_empty() && events.is_empty());
         let (ids, events) = book.remove("/a", RemoveTarget::Any);
         assert_eq!(ids.len(), 3);
-        assert_eq!(events, ["PersistentWatchRemoved", "ChildWatchRemoved", "DataWatchRemoved"]);
+        assert_eq!(
+            events,
+            [
+                "PersistentWatchRemoved",
+                "ChildWatchRemoved",
+                "DataWatchRemoved"
+            ]
+        );
         assert_eq!(book.len(), 1);
         let (_, events) = book.remove("/b", RemoveTarget::Any);
         assert_eq!(events, ["PersistentWatchRemoved"]);

@@ -41,7 +41,11 @@ pub fn rzk_bin() -> &'static str {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A standalone server on a temp dir and a free loopback port.
@@ -68,7 +72,12 @@ impl Server {
             data.display()
         );
         std::fs::write(dir.path().join("zoo.cfg"), cfg).unwrap();
-        let mut server = Server { child: None, port, target, dir };
+        let mut server = Server {
+            child: None,
+            port,
+            target,
+            dir,
+        };
         server.launch();
         server
     }
@@ -107,7 +116,11 @@ impl Server {
     }
 
     fn launch(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("server.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .unwrap();
         let child = self
             .command()
             .stdin(Stdio::null())
@@ -123,7 +136,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("{:?} server exited early ({status}); log:\n{}", self.target, self.log());
+                panic!(
+                    "{:?} server exited early ({status}); log:\n{}",
+                    self.target,
+                    self.log()
+                );
             }
             if let Ok(mut s) = TcpStream::connect(self.addr()) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -136,7 +153,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!("{:?} server not ready on {} after 90s; log:\n{}", self.target, self.addr(), self.log());
+        panic!(
+            "{:?} server not ready on {} after 90s; log:\n{}",
+            self.target,
+            self.addr(),
+            self.log()
+        );
     }
 
     pub fn log(&self) -> String {
@@ -174,8 +196,12 @@ pub struct Run {
 
 /// Runs a command with `stdin` fed and closed; kills it after `limit`.
 pub fn run_with_input(mut cmd: Command, stdin: &str, limit: Duration) -> Run {
-    let mut child =
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn client");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
     let mut input = child.stdin.take().unwrap();
     let text = stdin.to_string();
     let writer = std::thread::spawn(move || {
@@ -218,7 +244,10 @@ pub fn rzk_cli(addr: &str, args: &[&str], stdin: &str) -> Run {
 pub fn zkcli(addr: &str, stdin: &str) -> Run {
     let mut cmd = Command::new(zkcli_sh());
     cmd.args(["-server", addr]);
-    cmd.env("CLIENT_JVMFLAGS", "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx128m");
+    cmd.env(
+        "CLIENT_JVMFLAGS",
+        "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx128m",
+    );
     run_with_input(cmd, stdin, Duration::from_secs(180))
 }
 
