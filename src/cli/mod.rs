@@ -15,11 +15,27 @@ mod repl;
 mod shell;
 mod watchbook;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use shell::{ConnectOptions, Out, Shell};
+
+/// Writes to stdout, ignoring a closed pipe (`rzk cli ls / | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, $($arg)*);
+        let _ = stdout.flush();
+    }};
+}
+
+/// Writes a line to stderr, ignoring errors.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 #[derive(clap::Args, Debug)]
 #[command(disable_help_flag = true)]
@@ -89,15 +105,15 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
     let inv = match parse_invocation(&args.command) {
         Ok(inv) => inv,
         Err(msg) => {
-            eprintln!("{msg}");
-            eprintln!(
+            say_err!("{msg}");
+            say_err!(
                 "usage: rzk cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]"
             );
             return Ok(ExitCode::FAILURE);
         }
     };
     if inv.help {
-        print!(
+        say!(
             "usage: rzk cli [-server host:port[,host:port...]] [-timeout ms] [-r] [COMMAND ARGS...]\n\n{}",
             format::usage()
         );
@@ -113,7 +129,7 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
         readonly: inv.readonly,
     };
     let mut shell = runtime.block_on(async { Shell::new(options) });
-    println!("Connecting to {}", inv.server);
+    say!("Connecting to {}\n", inv.server);
     runtime.block_on(async { shell.connect(&inv.server) });
 
     let failed = if !inv.command.is_empty() {
@@ -125,7 +141,7 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
         out.emit();
         result.is_err()
     } else if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-        println!("Welcome to rzk cli (zkCli commands; type help, Tab completes)");
+        say!("Welcome to rzk cli (zkCli commands; type help, Tab completes)\n");
         repl::interactive(&runtime, &mut shell)?
     } else {
         run_script(&runtime, &mut shell)
