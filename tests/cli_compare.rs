@@ -7,10 +7,17 @@ mod cli;
 
 use cli::{Server, normalize, rzk_cli, zkcli};
 
+/// Ends every script: a watch whose event is the last one zkCli's event thread delivers, so
+/// once it is printed every earlier event is too.
+const END: &str = "stat -w /zz-end\ncreate /zz-end\n";
+const END_MARKER: &str = "type:NodeCreated path:/zz-end";
+
 fn compare(script: &str) {
+    let script = format!("{script}{END}");
+    let script = script.as_str();
     let java = {
         let server = Server::start();
-        zkcli(&server.addr(), script)
+        zkcli(&server.addr(), script, Some(END_MARKER))
     };
     let ours = {
         let server = Server::start();
@@ -33,6 +40,11 @@ fn compare(script: &str) {
     );
     assert_eq!(j_err.lines, r_err.lines, "stderr differs\n{}", show());
     assert!(!r_out.lines.is_empty() && !r_err.lines.is_empty());
+    assert!(
+        r_out.events.iter().any(|e| e.ends_with(END_MARKER)),
+        "{}",
+        show()
+    );
 }
 
 /// Node commands, errors, ACLs, auth, history/redo, config, reconfig, connect/close.
@@ -107,6 +119,7 @@ ls /
 close
 ls /
 ls /
+connect
 "#;
 
 /// Watches: one-shot, persistent, recursive, dedup of one notification, removal.

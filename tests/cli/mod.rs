@@ -142,12 +142,14 @@ impl Server {
                     self.log()
                 );
             }
+            // `ruok` answers while the server is still starting; `srvr` reports a mode only
+            // once requests are served (an rzk server without four-letter words: connectable).
             if let Ok(mut s) = TcpStream::connect(self.addr()) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = s.write_all(b"ruok");
+                let _ = s.write_all(b"srvr");
                 let mut reply = String::new();
                 let _ = s.read_to_string(&mut reply);
-                if reply == "imok" || self.target == Target::Rzk {
+                if reply.contains("Mode: ") || (self.target == Target::Rzk && reply.is_empty()) {
                     return;
                 }
             }
@@ -195,41 +197,73 @@ pub struct Run {
 }
 
 /// Runs a command with `stdin` fed and closed; kills it after `limit`.
-pub fn run_with_input(mut cmd: Command, stdin: &str, limit: Duration) -> Run {
+pub fn run_with_input(cmd: Command, stdin: &str, limit: Duration) -> Run {
+    run_until(cmd, stdin, None, limit)
+}
+
+/// Like [`run_with_input`], but keeps stdin open until stdout shows `marker` (zkCli exits at
+/// end of input at once, possibly before its event thread printed the last events).
+pub fn run_until(mut cmd: Command, stdin: &str, marker: Option<&str>, limit: Duration) -> Run {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn client");
+    let deadline = Instant::now() + limit;
+    let collect = |pipe: Box<dyn Read + Send>| {
+        let sink = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = sink.clone();
+        let reader = std::thread::spawn(move || {
+            let mut pipe = pipe;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                writer.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        (sink, reader)
+    };
+    let (out, out_reader) = collect(Box::new(child.stdout.take().unwrap()));
+    let (err, err_reader) = collect(Box::new(child.stderr.take().unwrap()));
+    let text = |buf: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+        String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+    };
     let mut input = child.stdin.take().unwrap();
-    let text = stdin.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let pid = child.id() as i32;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let output = match rx.recv_timeout(limit) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            // SAFETY: plain kill(2) of the child we spawned.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let out = rx.recv().unwrap().unwrap();
+    let _ = input.write_all(stdin.as_bytes());
+    let _ = input.flush();
+    if let Some(marker) = marker {
+        while !text(&out).contains(marker)
+            && Instant::now() < deadline
+            && child.try_wait().unwrap().is_none()
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    drop(input);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
             panic!(
                 "client did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                text(&out),
+                text(&err)
             );
         }
+        std::thread::sleep(Duration::from_millis(50));
     };
-    let _ = writer.join();
+    let _ = out_reader.join();
+    let _ = err_reader.join();
     Run {
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        code: output.status.code(),
+        stdout: text(&out),
+        stderr: text(&err),
+        code: status.code(),
     }
 }
 
@@ -240,15 +274,16 @@ pub fn rzk_cli(addr: &str, args: &[&str], stdin: &str) -> Run {
     run_with_input(cmd, stdin, Duration::from_secs(120))
 }
 
-/// Apache's `zkCli.sh -server <addr>` reading the script from stdin.
-pub fn zkcli(addr: &str, stdin: &str) -> Run {
+/// Apache's `zkCli.sh -server <addr>` reading the script from stdin; stdin stays open
+/// until stdout shows `marker`.
+pub fn zkcli(addr: &str, stdin: &str, marker: Option<&str>) -> Run {
     let mut cmd = Command::new(zkcli_sh());
     cmd.args(["-server", addr]);
     cmd.env(
         "CLIENT_JVMFLAGS",
         "-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xmx128m",
     );
-    run_with_input(cmd, stdin, Duration::from_secs(180))
+    run_until(cmd, stdin, marker, Duration::from_secs(180))
 }
 
 /// Output made comparable: banner and logging lines dropped, times, zxids and session ids
