@@ -13,14 +13,18 @@ const END: &str = "stat -w /zz-end\ncreate /zz-end\n";
 const END_MARKER: &str = "type:NodeCreated path:/zz-end";
 
 fn compare(script: &str) {
+    compare_on(script, Server::start)
+}
+
+fn compare_on(script: &str, start: fn() -> Server) {
     let script = format!("{script}{END}");
     let script = script.as_str();
     let java = {
-        let server = Server::start();
+        let server = start();
         zkcli(&server.addr(), script, Some(END_MARKER))
     };
     let ours = {
-        let server = Server::start();
+        let server = start();
         rzk_cli(&server.addr(), &[], script)
     };
     let (j_out, r_out) = (normalize(&java.stdout), normalize(&ours.stdout));
@@ -216,4 +220,24 @@ fn watches_match_zkcli() {
 #[test]
 fn quotas_match_zkcli() {
     compare(QUOTAS);
+}
+
+/// Dynamic config and reconfiguration on a one-member ensemble: `config` in its three
+/// forms, a committed incremental reconfig, and the refusals zkCli reports.
+const RECONFIG: &str = r#"config
+config -c
+config -s
+reconfig -add 2=127.0.0.1:1:2;3
+reconfig -remove 2
+reconfig -s -remove 7
+config
+reconfig -v 0 -remove 5
+reconfig -members 1=127.0.0.1:1:2;3
+reconfig
+reconfig -add 2=x -members 1=y
+"#;
+
+#[test]
+fn config_and_reconfig_match_zkcli() {
+    compare_on(RECONFIG, Server::start_reconfigurable);
 }

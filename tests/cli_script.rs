@@ -47,6 +47,7 @@ addauth digest alice:secret
 whoami
 config -c
 reconfig -remove 3
+reconfig -file /nonexistent/dyn.cfg
 setquota -n 5 /app
 listquota /app
 delquota /app
@@ -128,6 +129,7 @@ ls /never
             "Created /box\n",
             "Created /lease\n",
             "KeeperErrorCode = Reconfig is disabled\n",
+            "Error processing /nonexistent/dyn.cfg: ",
             "absolute path is /zookeeper/quota/app/zookeeper_limits\n",
             "Node does not exist: /app/cfg\n",
             "Created /tree\n",

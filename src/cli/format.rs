@@ -219,6 +219,8 @@ pub fn error_message(err: &Error, path: Option<&str>) -> String {
         Error::NotReadOnly => format!("Not a read-only call: {p}"),
         Error::InvalidAcl => format!("Acl is not valid : {p}"),
         Error::NoAuth => format!("Insufficient permission : {p}"),
+        // The crate's reason for the server's BadArguments adds nothing; local reasons help.
+        Error::BadArguments(reason) if **reason == "server error" => format!("Arguments are not valid : {p}"),
         Error::BadArguments(reason) => format!("Arguments are not valid : {p} ({reason})"),
         Error::BadVersion => format!("version No is not valid : {p}"),
         Error::QuotaExceeded => format!("Quota has exceeded : {p}"),
@@ -231,8 +233,8 @@ pub fn error_message(err: &Error, path: Option<&str>) -> String {
         Error::ClientClosed => "Not connected".into(),
         Error::NoHosts => "No server could be reached".into(),
         other => match path {
-            Some(path) => format!("KeeperErrorCode = {} for {path}", code_name(other)),
-            None => format!("KeeperErrorCode = {}", code_name(other)),
+            Some(path) if !path.is_empty() => format!("KeeperErrorCode = {} for {path}", code_name(other)),
+            _ => format!("KeeperErrorCode = {}", code_name(other)),
         },
     }
 }

@@ -1356,10 +1356,8 @@ async fn reconfig(client: &Client, args: &[String], out: &mut Out) -> CmdResult 
             client.update_ensemble(update, version).await
         }
     };
-    let (data, stat) = result.map_err(|e| {
-        out.errln(error_message(&e, None));
-        Failed
-    })?;
+    // zkCli reports reconfig failures with an empty path ("version No is not valid : ").
+    let (data, stat) = result.map_err(|e| fail(out, &e, ""))?;
     out.outln(format!(
         "Committed new configuration:\n{}",
         String::from_utf8_lossy(&data)

@@ -62,15 +62,35 @@ impl Server {
     }
 
     pub fn start_target(target: Target) -> Server {
+        Self::start_with(target, false)
+    }
+
+    /// A one-member ensemble with dynamic reconfiguration on (`standaloneEnabled=false`,
+    /// `reconfigEnabled=true`, `skipACL=yes` so no super user is needed for `reconfig`).
+    pub fn start_reconfigurable() -> Server {
+        Self::start_with(target(), true)
+    }
+
+    fn start_with(target: Target, reconfigurable: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
-        let cfg = format!(
-            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\nextendedTypesEnabled=true\n",
+        let mut cfg = format!(
+            "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={}\nadmin.enableServer=false\n\
+             4lw.commands.whitelist=*\nextendedTypesEnabled=true\n",
             data.display()
         );
+        if reconfigurable {
+            std::fs::write(data.join("myid"), "1\n").unwrap();
+            let (quorum, election) = (free_port(), free_port());
+            cfg.push_str(&format!(
+                "reconfigEnabled=true\nstandaloneEnabled=false\nskipACL=yes\n\
+                 server.1=127.0.0.1:{quorum}:{election}:participant;127.0.0.1:{port}\n"
+            ));
+        } else {
+            cfg.push_str(&format!("clientPort={port}\nclientPortAddress=127.0.0.1\n"));
+        }
         std::fs::write(dir.path().join("zoo.cfg"), cfg).unwrap();
         let mut server = Server {
             child: None,
@@ -318,7 +338,36 @@ pub fn normalize(text: &str) -> Normalized {
     Normalized { lines, events }
 }
 
+/// Masks loopback ports (each run has its own server on its own free ports).
+fn mask_ports(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("127.0.0.1:") {
+        out.push_str(&rest[..i + "127.0.0.1:".len()]);
+        rest = &rest[i + "127.0.0.1:".len()..];
+        // host:port, and the further :port of quorum addresses (host:quorum:election).
+        loop {
+            let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 {
+                break;
+            }
+            out.push_str("<port>");
+            rest = &rest[digits..];
+            match rest.strip_prefix(':') {
+                Some(after) if after.starts_with(|c: char| c.is_ascii_digit()) => {
+                    out.push(':');
+                    rest = after;
+                }
+                _ => break,
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn normalize_line(line: &str) -> String {
+    let line = &mask_ports(line);
     for key in ["ctime = ", "mtime = "] {
         if line.starts_with(key) {
             return format!("{key}<time>");
