@@ -210,6 +210,23 @@ fn single_command_mode_exit_status() {
         "{run:?}"
     );
 
+    // The session is closed on exit, so its ephemeral node is gone at once (not after the
+    // session timeout).
+    let run = rzk_cli(&addr, &["create", "-e", "/s/eph"], "");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = rzk_cli(&addr, &["ls", "/s"], "");
+    assert!(
+        run.stdout.ends_with("\n[c]\n"),
+        "ephemeral outlived its session: {run:?}"
+    );
+    let run = rzk_cli(&addr, &[], "create -e /s/eph2\nquit\n");
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let run = rzk_cli(&addr, &["ls", "/s"], "");
+    assert!(
+        run.stdout.ends_with("\n[c]\n"),
+        "ephemeral outlived quit: {run:?}"
+    );
+
     // Double-dash options and -r (read-only allowed) work too.
     let mut cmd = Command::new(rzk_bin());
     cmd.args([

@@ -130,7 +130,7 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
     };
     let mut shell = runtime.block_on(async { Shell::new(options) });
     say!("Connecting to {}\n", inv.server);
-    runtime.block_on(async { shell.connect(&inv.server) });
+    runtime.block_on(shell.connect(&inv.server));
 
     let failed = if !inv.command.is_empty() {
         let printer = shell.printer();
@@ -146,7 +146,10 @@ pub fn run(args: CliArgs) -> anyhow::Result<ExitCode> {
     } else {
         run_script(&runtime, &mut shell)
     };
-    runtime.block_on(async { drop(shell) });
+    runtime.block_on(async {
+        shell.close_session().await;
+        drop(shell)
+    });
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(if failed {
         ExitCode::FAILURE

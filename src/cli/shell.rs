@@ -346,22 +346,42 @@ impl Shell {
         format!("[zk: {}({}) {}] ", self.host, state, self.count)
     }
 
-    /// Closes the current session (if any) without printing.
-    fn drop_session(&mut self) -> bool {
+    /// Drops the current session (if any) without printing; returns whether it was alive
+    /// and a watcher of its state (to wait for the close to reach the server).
+    fn drop_session(&mut self) -> (bool, Option<zookeeper_client::StateWatcher>) {
         if let Some(task) = self.connector.take() {
             task.abort();
         }
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         self.shared.drop_all_watches();
-        let was_alive =
-            matches!(&*self.conn_tx.borrow(), Conn::Connected(c) if !c.state().is_terminated());
-        self.conn_tx.send_replace(Conn::Closed);
-        was_alive
+        match self.conn_tx.send_replace(Conn::Closed) {
+            Conn::Connected(client) => {
+                let alive = !client.state().is_terminated();
+                // Dropping the last handle makes the crate send CloseSession.
+                (alive, Some(client.state_watcher()))
+            }
+            _ => (false, None),
+        }
+    }
+
+    /// Closes the current session and waits (briefly) until the server confirmed, so its
+    /// ephemeral nodes are gone when this returns, as after zkCli's `close`/`quit`.
+    pub async fn close_session(&mut self) -> bool {
+        let (alive, states) = self.drop_session();
+        if let (true, Some(mut states)) = (alive, states) {
+            let closed = async {
+                while !states.peek_state().is_terminated() {
+                    states.changed().await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), closed).await;
+        }
+        alive
     }
 
     /// Starts connecting to `host` in the background (zkCli connects asynchronously too).
-    pub fn connect(&mut self, host: &str) {
-        if self.drop_session() {
+    pub async fn connect(&mut self, host: &str) {
+        if self.close_session().await {
             self.shared.print_event("Closed", "None", None);
         }
         self.host = host.to_string();
@@ -515,7 +535,7 @@ impl Shell {
                 return Ok(());
             }
             "quit" => {
-                self.drop_session();
+                self.close_session().await;
                 self.quit = true;
                 return Ok(());
             }
@@ -540,13 +560,13 @@ impl Shell {
             }
             "connect" => {
                 let host = args.first().cloned().unwrap_or_else(|| self.host.clone());
-                self.connect(&host);
+                self.connect(&host).await;
                 // Wait like a zkCli user would before typing the next command.
                 self.wait_connected(self.options.timeout).await;
                 return Ok(());
             }
             "close" => {
-                if self.drop_session() {
+                if self.close_session().await {
                     self.shared.print_event("Closed", "None", None);
                 }
                 return Ok(());
