@@ -150,8 +150,6 @@ create /w/b/e
 deleteall -b 2 /w/b
 ls /w
 printwatches off
-get -w /w
-set /w z
 printwatches on
 addWatch /w
 addWatch -m PERSISTENT /w/d

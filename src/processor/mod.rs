@@ -584,7 +584,9 @@ impl Processor {
                 let res = match a.mode {
                     0 | 1 if path::validate(&a.path).is_ok() => {
                         self.watches.add_persistent(&a.path, conn, a.mode == 1);
-                        Ok(Response::Empty)
+                        // ZooKeeper answers addWatch with an ErrorResponse body
+                        // (err 0), and the Java client reads it.
+                        Ok(Response::Number(0))
                     }
                     _ => Err(ErrorCode::BadArguments),
                 };
