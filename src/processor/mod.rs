@@ -93,6 +93,9 @@ pub struct ConnStats {
 
 #[derive(Debug, Clone)]
 struct Conn {
+    /// The highest tag sent on this connection: later frames never carry a
+    /// lower one, so replies stay in order and reads never go back in time.
+    last_tag: i64,
     session: i64,
     timeout: u32,
     auth: Vec<Id>,
@@ -118,6 +121,14 @@ pub struct Processor {
     txns_since_snapshot: u64,
     snapshot_after: u64,
     last_reap_ms: u64,
+    /// The highest zxid the shell has told us is durable.
+    durable_hint: i64,
+    /// path -> zxid of the last transaction that changed what reading the
+    /// path returns, for transactions that may not be durable yet. A read
+    /// only has to wait for these, not for every write in flight.
+    dirty: HashMap<String, i64>,
+    /// Set while answering a read: the tag its frames carry.
+    read_tag: Option<i64>,
 }
 
 type Res<T> = Result<T, ErrorCode>;
@@ -134,6 +145,7 @@ impl Processor {
         sessions: &[(i64, i32)],
         now: Clock,
     ) -> Processor {
+        let recovered_zxid = tree.last_zxid;
         let first = session::initial_session_id(settings.server_id, now.wall_ms);
         let mut table = SessionTable::new(settings.tick_time, first);
         for (id, timeout) in sessions {
@@ -151,6 +163,9 @@ impl Processor {
             txns_since_snapshot: 0,
             snapshot_after,
             last_reap_ms: now.mono_ms,
+            durable_hint: recovered_zxid,
+            dirty: HashMap::new(),
+            read_tag: None,
         }
     }
 
@@ -204,7 +219,7 @@ impl Processor {
         err: ErrorCode,
         body: &Response,
     ) {
-        let zxid = self.tree.last_zxid;
+        let zxid = self.current_tag();
         let mut frame = Vec::new();
         encode_reply(
             &ReplyHeader {
@@ -218,16 +233,73 @@ impl Processor {
         self.send(out, conn, frame);
     }
 
+    /// The zxid the frame being built must wait for: the whole tree's for
+    /// writes and global reads, the read's own paths' for path reads.
+    fn current_tag(&self) -> i64 {
+        self.read_tag.unwrap_or(self.tree.last_zxid)
+    }
+
     fn send(&mut self, out: &mut Vec<Effect>, conn: ConnId, frame: Vec<u8>) {
         self.counters.packets_sent += 1;
+        let mut tag = self.current_tag();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
+            tag = tag.max(c.last_tag);
+            c.last_tag = tag;
         }
-        out.push(Effect::Send {
-            conn,
-            tag: self.tree.last_zxid,
-            frame,
-        });
+        out.push(Effect::Send { conn, tag, frame });
+    }
+
+    /// Tells the processor how far the log is durable (cheap; call often).
+    pub fn set_durable(&mut self, zxid: i64) {
+        self.durable_hint = self.durable_hint.max(zxid);
+        if self.dirty.len() > 4096 {
+            self.prune_dirty();
+        }
+    }
+
+    fn prune_dirty(&mut self) {
+        let durable = self.durable_hint;
+        self.dirty.retain(|_, z| *z > durable);
+    }
+
+    /// The tag for a read of `paths` by `conn`: after anything the
+    /// connection was already sent, and after the last change to those paths.
+    fn path_tag(&self, conn: ConnId, paths: &[&str]) -> i64 {
+        let mut tag = self
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.last_tag)
+            .max(self.durable_hint);
+        for p in paths {
+            let p = read_path(p);
+            // Quota stats change in place; everything there waits for all.
+            if p.starts_with(tree::ZOOKEEPER) {
+                return self.tree.last_zxid;
+            }
+            if let Some(z) = self.dirty.get(p) {
+                tag = tag.max(*z);
+            }
+        }
+        tag.min(self.tree.last_zxid)
+    }
+
+    fn mark_dirty(&mut self, changes: &[Change], txn: &Txn, zxid: i64) {
+        let mut mark = |p: &str| {
+            self.dirty.insert(p.to_string(), zxid);
+        };
+        for ch in changes {
+            match ch {
+                Change::Created(p) | Change::Deleted(p) => {
+                    mark(p);
+                    mark(path::parent(p));
+                }
+                Change::DataChanged(p) => mark(p),
+            }
+        }
+        if let Txn::SetAcl(t) = txn {
+            mark(&t.path);
+        }
     }
 
     fn notify(&mut self, out: &mut Vec<Effect>, conn: ConnId, event_type: i32, path: &str) {
@@ -235,7 +307,7 @@ impl Processor {
         frame.write_i32(0);
         ReplyHeader {
             xid: xid::NOTIFICATION,
-            zxid: self.tree.last_zxid,
+            zxid: self.current_tag(),
             err: 0,
         }
         .write(&mut frame);
@@ -301,6 +373,7 @@ impl Processor {
         };
         self.counters.packets_received += 1;
         let mut c = Conn {
+            last_tag: 0,
             session: 0,
             timeout,
             auth: vec![Id {
@@ -397,6 +470,7 @@ impl Processor {
     fn commit(&mut self, out: &mut Vec<Effect>, header: TxnHeader, txn: Txn) -> tree::Applied {
         let mut changes = Vec::new();
         let applied = self.tree.apply(&header, &txn, &mut changes);
+        self.mark_dirty(&changes, &txn, header.zxid);
         if let Txn::CloseSession(_) = &txn {
             self.sessions.remove(header.client_id);
         }
@@ -494,6 +568,45 @@ impl Processor {
     }
 
     fn dispatch(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: Clock,
+    ) {
+        // Reads of particular paths wait only for those paths' changes;
+        // writes and whole-tree reads (sync, setWatches, counts) wait for all.
+        let paths: Option<Vec<&str>> = match &req {
+            Request::Exists(r) => Some(vec![&r.path]),
+            Request::GetData(r) => Some(vec![&r.path]),
+            Request::GetChildren(r) => Some(vec![&r.path]),
+            Request::GetChildren2(r) => Some(vec![&r.path]),
+            Request::GetAcl(r) => Some(vec![&r.path]),
+            Request::MultiRead(ops) => Some(
+                ops.iter()
+                    .map(|op| match op {
+                        MultiOp::GetData(g) => g.path.as_str(),
+                        MultiOp::GetChildren(g) => g.path.as_str(),
+                        _ => "/zookeeper",
+                    })
+                    .collect(),
+            ),
+            Request::Ping
+            | Request::WhoAmI
+            | Request::Auth(_)
+            | Request::AddWatch(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_) => Some(Vec::new()),
+            _ => None,
+        };
+        self.read_tag = paths.map(|p| self.path_tag(conn, &p));
+        self.dispatch_inner(out, conn, session, xid, req, now);
+        self.read_tag = None;
+    }
+
+    fn dispatch_inner(
         &mut self,
         out: &mut Vec<Effect>,
         conn: ConnId,
@@ -1195,6 +1308,7 @@ impl Processor {
     /// Expires sessions and reaps empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: Clock) -> Vec<Effect> {
         let mut out = Vec::new();
+        self.prune_dirty();
         for id in self.sessions.expired(now.mono_ms) {
             tracing::info!("expiring session 0x{:x}", id);
             let hdr = self.next_header(id, 0, OpCode::CloseSession, now);

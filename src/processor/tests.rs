@@ -536,3 +536,118 @@ proptest::proptest! {
         super::fuzzing::drive(&data);
     }
 }
+
+/// The tag a connection's last frame carried in these effects.
+fn last_tag(effects: &[Effect], conn: ConnId) -> i64 {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { conn: c, tag, .. } if *c == conn => Some(*tag),
+            _ => None,
+        })
+        .next_back()
+        .unwrap()
+}
+
+#[test]
+fn reads_wait_only_for_the_writes_they_can_see() {
+    let mut p = new_processor();
+    let mut a = connect(&mut p, 1, 0);
+    let mut b = connect(&mut p, 2, 0);
+    create(&mut p, &mut a, "/x", 0);
+    create(&mut p, &mut a, "/y", 0);
+    p.set_durable(p.last_zxid());
+    p.tick(clock(1));
+    let durable = p.last_zxid();
+    // a writes /x; it is not durable yet.
+    let (eff, h, _) = call(
+        &mut p,
+        &mut a,
+        OpCode::SetData,
+        &SetDataRequest {
+            path: "/x".into(),
+            data: Bytes::new(),
+            version: -1,
+        },
+        2,
+    );
+    let write_zxid = h.zxid;
+    assert_eq!(last_tag(&eff, 1), write_zxid);
+    // b reads /y: nothing it can see is pending, so it need not wait.
+    let (eff, h, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        3,
+    );
+    assert_eq!(last_tag(&eff, 2), durable);
+    assert_eq!(
+        h.zxid, durable,
+        "the reply claims no zxid that may not be durable"
+    );
+    // b reads /x: it sees the write, so it waits for it.
+    let (eff, _, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/x".into(),
+            watch: false,
+        },
+        4,
+    );
+    assert_eq!(last_tag(&eff, 2), write_zxid);
+    // ...and b's later reads never go back.
+    let (eff, _, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        5,
+    );
+    assert_eq!(last_tag(&eff, 2), write_zxid);
+    // The parent's children and stat changed with a create below it.
+    let mut c = connect(&mut p, 3, 0);
+    p.set_durable(p.last_zxid());
+    call(
+        &mut p,
+        &mut a,
+        OpCode::Create,
+        &CreateRequest {
+            path: "/y/c".into(),
+            acl: acl::open_acl_unsafe(),
+            ..Default::default()
+        },
+        6,
+    );
+    let created = p.last_zxid();
+    let (eff, _, _) = call(
+        &mut p,
+        &mut c,
+        OpCode::GetChildren,
+        &GetChildrenRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        7,
+    );
+    assert_eq!(last_tag(&eff, 3), created);
+    // Once durable, entries are pruned and reads go straight out.
+    p.set_durable(created);
+    p.tick(clock(8));
+    let (eff, _, _) = call(
+        &mut p,
+        &mut c,
+        OpCode::Sync,
+        &SyncRequest { path: "/".into() },
+        9,
+    );
+    assert_eq!(last_tag(&eff, 3), created);
+}

@@ -80,6 +80,7 @@ struct Core {
     start: Instant,
     snapshot_busy: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    durable: watch::Receiver<i64>,
 }
 
 fn clock(start: Instant) -> Clock {
@@ -95,6 +96,7 @@ fn clock(start: Instant) -> Clock {
 impl Core {
     fn handle(&mut self, msg: CoreMsg) {
         let now = clock(self.start);
+        self.p.set_durable(*self.durable.borrow());
         let effects = match msg {
             CoreMsg::Connect {
                 conn,
@@ -266,6 +268,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         start,
         snapshot_busy: Arc::new(AtomicBool::new(false)),
         stats: stats.clone(),
+        durable: durable.clone(),
     };
 
     // A log that can no longer write is fatal: nothing more may be acknowledged.
@@ -317,6 +320,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    core.p.set_durable(*core.durable.borrow());
                     let effects = core.p.tick(clock(core.start));
                     core.apply(effects);
                 }
