@@ -287,6 +287,17 @@ pub fn plan(obs: &Observed) -> Action {
         return Action::DeletePvc { ordinal };
     }
 
+    // A configured member whose pod is beyond the StatefulSet (scaled down by hand, or a
+    // scale-down that stopped half way): bring its pod back before anything else.
+    if config_role
+        .keys()
+        .any(|id| *id > obs.sts_replicas && target_role.contains_key(id))
+    {
+        return Action::ScaleStatefulSet {
+            replicas: obs.sts_replicas + 1,
+        };
+    }
+
     // Scale up: lowest missing id first. Its pod starts as an observer (the ConfigMap lists
     // joiners as observers) and is promoted once it serves and is synced.
     if let Some((&id, &role)) = target_role.iter().find(|(id, role)| {
