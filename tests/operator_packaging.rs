@@ -163,3 +163,18 @@ fn values_switch_features() {
     let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
     assert!(!args.contains("--leader-election") && args.contains("--namespace=zk"), "{args}");
 }
+
+#[test]
+fn e2e_scripts_parse() {
+    let bash = Command::new("bash").arg("-n").arg(root().join("e2e/run.sh")).status().expect("bash");
+    assert!(bash.success(), "e2e/run.sh has a syntax error");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let py = Command::new("python3")
+        .args(["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())"])
+        .arg(root().join("e2e/writer.py"))
+        .current_dir(tmp.path())
+        .status();
+    if let Ok(status) = py {
+        assert!(status.success(), "e2e/writer.py does not parse");
+    }
+}
