@@ -87,9 +87,17 @@ fn observers_and_joiners_get_observer_lines() {
     let mut zk = sample();
     zk.spec.observers = 1;
     let members = resources::desired_members(&zk);
-    assert_eq!(members[3], Member { id: 4, role: ConfigRole::Observer });
+    assert_eq!(
+        members[3],
+        Member {
+            id: 4,
+            role: ConfigRole::Observer
+        }
+    );
     let cfg = resources::zoo_cfg(&zk, &members);
-    assert!(cfg.contains("server.4=zk-3.zk-headless.data.svc.cluster.local:2888:3888:observer;0.0.0.0:2181"));
+    assert!(cfg.contains(
+        "server.4=zk-3.zk-headless.data.svc.cluster.local:2888:3888:observer;0.0.0.0:2181"
+    ));
 }
 
 #[test]
@@ -97,7 +105,9 @@ fn reserved_keys_and_newlines_cannot_break_the_config() {
     let mut zk = sample();
     zk.spec.config.insert("server.9".into(), "evil:1:2".into());
     zk.spec.config.insert("dataDir".into(), "/tmp".into());
-    zk.spec.config.insert("tickTime".into(), "3000\nserver.8=x:1:2".into());
+    zk.spec
+        .config
+        .insert("tickTime".into(), "3000\nserver.8=x:1:2".into());
     let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk));
     assert!(!cfg.contains("server.9"));
     assert!(!cfg.lines().any(|l| l.starts_with("server.8")), "{cfg}");
@@ -111,7 +121,11 @@ fn hash_changes_with_template_and_config_but_not_with_membership() {
     let base = resources::desired_hash(&zk);
     let mut scaled = zk.clone();
     scaled.spec.replicas = 5;
-    assert_eq!(resources::desired_hash(&scaled), base, "scaling goes through reconfig, not restarts");
+    assert_eq!(
+        resources::desired_hash(&scaled),
+        base,
+        "scaling goes through reconfig, not restarts"
+    );
     let mut image = zk.clone();
     image.spec.image = "rzk:other".into();
     assert_ne!(resources::desired_hash(&image), base);
@@ -124,9 +138,20 @@ fn hash_changes_with_template_and_config_but_not_with_membership() {
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert("rzk.dev/restart".into(), "now".into());
-    assert_ne!(resources::desired_hash(&restart), base, "restart annotation rolls the pods");
+    assert_ne!(
+        resources::desired_hash(&restart),
+        base,
+        "restart annotation rolls the pods"
+    );
     let sts = resources::stateful_set(&zk, 3);
-    let annotations = sts.spec.unwrap().template.metadata.unwrap().annotations.unwrap();
+    let annotations = sts
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
     assert_eq!(annotations.get(HASH_ANNOTATION), Some(&base));
 }
 
@@ -136,7 +161,10 @@ fn statefulset_policies_probes_and_ports() {
     let sts = resources::stateful_set(&zk, 3);
     let spec = sts.spec.as_ref().unwrap();
     assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
-    assert_eq!(spec.update_strategy.as_ref().unwrap().type_.as_deref(), Some("OnDelete"));
+    assert_eq!(
+        spec.update_strategy.as_ref().unwrap().type_.as_deref(),
+        Some("OnDelete")
+    );
     assert_eq!(spec.service_name.as_deref(), Some("zk-headless"));
     assert_eq!(spec.replicas, Some(3));
     let pod = spec.template.spec.as_ref().unwrap();
@@ -145,19 +173,52 @@ fn statefulset_policies_probes_and_ports() {
         c.args.as_ref().unwrap(),
         &["server", "/conf/zoo.cfg", "--myid-from-hostname"]
     );
-    let ports: Vec<i32> = c.ports.as_ref().unwrap().iter().map(|p| p.container_port).collect();
+    let ports: Vec<i32> = c
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.container_port)
+        .collect();
     assert_eq!(ports, [2181, 2888, 3888, 7000, 8080]);
-    let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    let ready = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
     assert_eq!(ready.path.as_deref(), Some("/health/ready"));
     assert_eq!(ready.port, IntOrString::Int(8080));
-    let live = c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    let live = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
     assert_eq!(live.path.as_deref(), Some("/health/live"));
-    let mounts: Vec<&str> = c.volume_mounts.as_ref().unwrap().iter().map(|m| m.mount_path.as_str()).collect();
+    let mounts: Vec<&str> = c
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.mount_path.as_str())
+        .collect();
     assert_eq!(mounts, ["/data", "/conf"]);
     let pvc = &spec.volume_claim_templates.as_ref().unwrap()[0];
     assert_eq!(pvc.metadata.name.as_deref(), Some("data"));
     assert_eq!(
-        pvc.spec.as_ref().unwrap().resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        pvc.spec
+            .as_ref()
+            .unwrap()
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
         "2Gi"
     );
 }
@@ -170,9 +231,15 @@ fn services_pdb_and_owner_references() {
     assert_eq!(hs.cluster_ip.as_deref(), Some("None"));
     assert_eq!(hs.publish_not_ready_addresses, Some(true));
     let client = resources::client_service(&zk);
-    assert_ne!(client.spec.as_ref().unwrap().publish_not_ready_addresses, Some(true));
+    assert_ne!(
+        client.spec.as_ref().unwrap().publish_not_ready_addresses,
+        Some(true)
+    );
     let pdb = resources::pod_disruption_budget(&zk);
-    assert_eq!(pdb.spec.as_ref().unwrap().max_unavailable, Some(IntOrString::Int(1)));
+    assert_eq!(
+        pdb.spec.as_ref().unwrap().max_unavailable,
+        Some(IntOrString::Int(1))
+    );
     let metas = [
         resources::config_map(&zk, &[]).metadata,
         headless.metadata,

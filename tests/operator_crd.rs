@@ -79,7 +79,10 @@ fn crd_names_scope_subresources_and_columns() {
 fn defaults_and_odd_replicas_are_valid() {
     assert_eq!(errors(json!({}), None), Vec::<String>::new());
     for n in [1, 3, 5, 7] {
-        assert!(errors(json!({"replicas": n}), None).is_empty(), "replicas {n}");
+        assert!(
+            errors(json!({"replicas": n}), None).is_empty(),
+            "replicas {n}"
+        );
     }
 }
 
@@ -95,26 +98,45 @@ fn even_replicas_rejected_unless_allowed() {
 #[test]
 fn too_many_servers_rejected() {
     let errs = errors(json!({"replicas": 201, "observers": 60}), None);
-    assert!(errs.iter().any(|e| e.contains("must not exceed 255")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("must not exceed 255")),
+        "{errs:?}"
+    );
     assert!(errors(json!({"replicas": 201, "observers": 54}), None).is_empty());
 }
 
 #[test]
 fn reserved_config_keys_rejected() {
-    for key in ["server.1", "dataDir", "clientPort", "group.1", "weight.2", "reconfigEnabled"] {
+    for key in [
+        "server.1",
+        "dataDir",
+        "clientPort",
+        "group.1",
+        "weight.2",
+        "reconfigEnabled",
+    ] {
         let errs = errors(json!({"config": {key: "x"}}), None);
         assert!(
             errs.iter().any(|e| e.contains("config may not set")),
             "{key}: {errs:?}"
         );
     }
-    assert!(errors(json!({"config": {"tickTime": "3000", "maxClientCnxns": "100"}}), None).is_empty());
+    assert!(
+        errors(
+            json!({"config": {"tickTime": "3000", "maxClientCnxns": "100"}}),
+            None
+        )
+        .is_empty()
+    );
 }
 
 #[test]
 fn storage_size_must_be_quantity_and_may_not_shrink() {
     let errs = errors(json!({"storage": {"size": "lots"}}), None);
-    assert!(errs.iter().any(|e| e.contains("Kubernetes quantity")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("Kubernetes quantity")),
+        "{errs:?}"
+    );
 
     let grow = errors(
         json!({"storage": {"size": "20Gi"}}),
@@ -130,12 +152,18 @@ fn storage_size_must_be_quantity_and_may_not_shrink() {
         json!({"storage": {"size": "5Gi"}}),
         Some(json!({"storage": {"size": "10Gi"}})),
     );
-    assert!(shrink.iter().any(|e| e.contains("may not shrink")), "{shrink:?}");
+    assert!(
+        shrink.iter().any(|e| e.contains("may not shrink")),
+        "{shrink:?}"
+    );
     let shrink_units = errors(
         json!({"storage": {"size": "1000Mi"}}),
         Some(json!({"storage": {"size": "1Gi"}})),
     );
-    assert!(shrink_units.iter().any(|e| e.contains("may not shrink")), "{shrink_units:?}");
+    assert!(
+        shrink_units.iter().any(|e| e.contains("may not shrink")),
+        "{shrink_units:?}"
+    );
 }
 
 #[test]
@@ -164,14 +192,21 @@ fn ports_must_be_distinct() {
 #[test]
 fn empty_image_rejected() {
     let errs = errors(json!({"image": ""}), None);
-    assert!(errs.iter().any(|e| e.contains("image must not be empty")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("image must not be empty")),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn example_manifest_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/examples/zookeepercluster.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/examples/zookeepercluster.yaml"
+    );
     let text = std::fs::read_to_string(path).expect("example");
-    let zk: ZookeeperCluster = serde_saphyr::from_str(&text).expect("example parses as a ZookeeperCluster");
+    let zk: ZookeeperCluster =
+        serde_saphyr::from_str(&text).expect("example parses as a ZookeeperCluster");
     let value = serde_json::to_value(&zk).unwrap();
     let result = Validator::new().validate(&schema(), &value, None);
     assert!(result.is_ok(), "{result:?}");

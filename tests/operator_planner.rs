@@ -40,7 +40,17 @@ fn healthy(n: u32, leader: u32, hash: &str) -> Observed {
         config: Some(participants(n)),
         sts_replicas: n,
         members: (0..n)
-            .map(|o| member(o, if o == leader { Role::Leader } else { Role::Follower }, hash))
+            .map(|o| {
+                member(
+                    o,
+                    if o == leader {
+                        Role::Leader
+                    } else {
+                        Role::Follower
+                    },
+                    hash,
+                )
+            })
             .collect(),
         pvc_ordinals: (0..n).collect(),
         delete_pvcs: false,
@@ -97,8 +107,14 @@ fn followers_restart_before_the_leader_highest_ordinal_first() {
 #[test]
 fn observers_restart_before_voters() {
     let mut obs = healthy(3, 0, OLD);
-    obs.target.push(Member { id: 4, role: ConfigRole::Observer });
-    obs.config.as_mut().unwrap().push(Member { id: 4, role: ConfigRole::Observer });
+    obs.target.push(Member {
+        id: 4,
+        role: ConfigRole::Observer,
+    });
+    obs.config.as_mut().unwrap().push(Member {
+        id: 4,
+        role: ConfigRole::Observer,
+    });
     obs.sts_replicas = 4;
     obs.members.push(member(3, Role::Observer, OLD));
     obs.pvc_ordinals.push(3);
@@ -192,7 +208,13 @@ fn scale_up_adds_one_observer_then_promotes_it() {
     assert_eq!(plan(&obs), Action::ScaleStatefulSet { replicas: 4 });
     // The ConfigMap lists the joiner as an observer.
     let cm = config_map_members(obs.config.as_deref(), &obs.target, true, 4).unwrap();
-    assert_eq!(cm[3], Member { id: 4, role: ConfigRole::Observer });
+    assert_eq!(
+        cm[3],
+        Member {
+            id: 4,
+            role: ConfigRole::Observer
+        }
+    );
     obs.sts_replicas = 4;
     obs.members.push(MemberState {
         ready: false,
@@ -203,7 +225,10 @@ fn scale_up_adds_one_observer_then_promotes_it() {
     obs.members[3] = member(3, Role::Observer, NEW);
     assert_eq!(
         plan(&obs),
-        Action::AddMember { id: 4, role: ConfigRole::Participant }
+        Action::AddMember {
+            id: 4,
+            role: ConfigRole::Participant
+        }
     );
     obs.config = Some(participants(4));
     obs.members[3].role = Role::Follower;
@@ -255,11 +280,20 @@ fn removal_refused_if_remaining_voters_lack_quorum() {
 fn demotion_to_observer_is_a_reconfig() {
     let mut obs = healthy(5, 0, NEW);
     obs.target = participants(3);
-    obs.target.push(Member { id: 4, role: ConfigRole::Observer });
-    obs.target.push(Member { id: 5, role: ConfigRole::Observer });
+    obs.target.push(Member {
+        id: 4,
+        role: ConfigRole::Observer,
+    });
+    obs.target.push(Member {
+        id: 5,
+        role: ConfigRole::Observer,
+    });
     assert_eq!(
         plan(&obs),
-        Action::AddMember { id: 5, role: ConfigRole::Observer }
+        Action::AddMember {
+            id: 5,
+            role: ConfigRole::Observer
+        }
     );
 }
 
@@ -305,7 +339,11 @@ impl Sim {
     }
     fn elect(&mut self) {
         if self.leader.is_none() && self.has_quorum() {
-            self.leader = self.voters().into_iter().filter(|id| self.serving(*id)).max();
+            self.leader = self
+                .voters()
+                .into_iter()
+                .filter(|id| self.serving(*id))
+                .max();
         }
     }
     fn observe(&self) -> Observed {
@@ -340,7 +378,10 @@ impl Sim {
             config: self.leader.map(|_| {
                 self.config
                     .iter()
-                    .map(|(id, role)| Member { id: *id, role: *role })
+                    .map(|(id, role)| Member {
+                        id: *id,
+                        role: *role,
+                    })
                     .collect()
             }),
             sts_replicas: self.sts,
@@ -356,8 +397,12 @@ impl Sim {
             // No leader: every running pod takes part in the election; a majority of
             // voters with running pods forms a quorum and they all become ready together.
             let voters = self.voters();
-            let running = voters.iter().filter(|id| self.pods.contains_key(&(*id - 1))).count();
-            if !voters.is_empty() && running * 2 > voters.len() && self.pods.values().any(|p| !p.up) {
+            let running = voters
+                .iter()
+                .filter(|id| self.pods.contains_key(&(*id - 1)))
+                .count();
+            if !voters.is_empty() && running * 2 > voters.len() && self.pods.values().any(|p| !p.up)
+            {
                 for p in self.pods.values_mut() {
                     p.up = true;
                 }
@@ -371,7 +416,11 @@ impl Sim {
         let mut trial = self.clone();
         trial.pods.get_mut(&o).unwrap().up = true;
         let is_voter = self.config.get(&id) == Some(&ConfigRole::Participant);
-        let ok = if is_voter { trial.has_quorum() } else { self.leader.is_some() };
+        let ok = if is_voter {
+            trial.has_quorum()
+        } else {
+            self.leader.is_some()
+        };
         if ok {
             *self = trial;
             self.elect();
@@ -384,7 +433,10 @@ impl Sim {
         match action {
             Action::Wait { .. } | Action::Done => return Ok(()),
             Action::RestartPod { ordinal } => {
-                let pod = self.pods.get_mut(ordinal).ok_or("restart of a missing pod")?;
+                let pod = self
+                    .pods
+                    .get_mut(ordinal)
+                    .ok_or("restart of a missing pod")?;
                 pod.up = false;
                 pod.hash = self.desired.clone();
                 if self.leader == Some(ordinal + 1) {
@@ -414,7 +466,13 @@ impl Sim {
                     self.config = self.target.iter().map(|m| (m.id, m.role)).collect();
                 }
                 for o in self.sts..*replicas {
-                    self.pods.insert(o, SimPod { hash: self.desired.clone(), up: false });
+                    self.pods.insert(
+                        o,
+                        SimPod {
+                            hash: self.desired.clone(),
+                            up: false,
+                        },
+                    );
                     self.pvcs.insert(o);
                 }
                 for o in *replicas..self.sts {
@@ -448,7 +506,11 @@ fn target_members(replicas: u32, observers: u32) -> Vec<Member> {
     (1..=replicas + observers)
         .map(|id| Member {
             id,
-            role: if id <= replicas { ConfigRole::Participant } else { ConfigRole::Observer },
+            role: if id <= replicas {
+                ConfigRole::Participant
+            } else {
+                ConfigRole::Observer
+            },
         })
         .collect()
 }
@@ -487,10 +549,16 @@ fn check_converged(sim: &Sim) {
     let want: BTreeMap<u32, ConfigRole> = sim.target.iter().map(|m| (m.id, m.role)).collect();
     assert_eq!(sim.config, want, "membership");
     assert_eq!(sim.sts as usize, sim.target.len(), "StatefulSet size");
-    assert!(sim.pods.values().all(|p| p.up && p.hash == sim.desired), "all pods current and up");
+    assert!(
+        sim.pods.values().all(|p| p.up && p.hash == sim.desired),
+        "all pods current and up"
+    );
     assert!(sim.leader.is_some());
     if sim.delete_pvcs {
-        assert!(sim.pvcs.iter().all(|o| (*o as usize) < sim.target.len()), "PVCs of removed members deleted");
+        assert!(
+            sim.pvcs.iter().all(|o| (*o as usize) < sim.target.len()),
+            "PVCs of removed members deleted"
+        );
     }
 }
 
@@ -526,7 +594,13 @@ fn healthy_sim(
         .map(|m| {
             let o = m.id - 1;
             let old = outdated.get(o as usize).copied().unwrap_or(false);
-            (o, SimPod { hash: if old { OLD.into() } else { NEW.into() }, up: true })
+            (
+                o,
+                SimPod {
+                    hash: if old { OLD.into() } else { NEW.into() },
+                    up: true,
+                },
+            )
         })
         .collect();
     let leader = Some((leader_pick as u32 % start_replicas) + 1);

@@ -37,7 +37,12 @@ impl EnsembleAdmin for FakeEnsemble {
         let config = self.config.clone();
         Box::pin(async move { Ok(config) })
     }
-    fn reconfig(&self, _addr: String, add: Vec<String>, remove: Vec<u32>) -> BoxFuture<'static, Result<(), String>> {
+    fn reconfig(
+        &self,
+        _addr: String,
+        add: Vec<String>,
+        remove: Vec<u32>,
+    ) -> BoxFuture<'static, Result<(), String>> {
         self.reconfigs.lock().unwrap().push((add, remove));
         Box::pin(async { Ok(()) })
     }
@@ -76,8 +81,16 @@ struct Expect {
     respond: Box<dyn FnOnce(Value) -> (u16, Value) + Send>,
 }
 
-fn expect(method: &'static str, path: impl Into<String>, respond: impl FnOnce(Value) -> (u16, Value) + Send + 'static) -> Expect {
-    Expect { method, path: path.into(), respond: Box::new(respond) }
+fn expect(
+    method: &'static str,
+    path: impl Into<String>,
+    respond: impl FnOnce(Value) -> (u16, Value) + Send + 'static,
+) -> Expect {
+    Expect {
+        method,
+        path: path.into(),
+        respond: Box::new(respond),
+    }
 }
 
 /// Echo the applied object back (what the API server returns for an apply).
@@ -102,10 +115,12 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
 
 async fn serve(mut handle: Handle, script: Vec<Expect>) {
     for (i, step) in script.into_iter().enumerate() {
-        let (request, send) = handle
-            .next_request()
-            .await
-            .unwrap_or_else(|| panic!("step {i}: expected {} {}, got no request", step.method, step.path));
+        let (request, send) = handle.next_request().await.unwrap_or_else(|| {
+            panic!(
+                "step {i}: expected {} {}, got no request",
+                step.method, step.path
+            )
+        });
         let path = request.uri().path().to_string();
         let full = request.uri().to_string();
         assert_eq!(request.method().as_str(), step.method, "step {i}: {full}");
@@ -114,7 +129,11 @@ async fn serve(mut handle: Handle, script: Vec<Expect>) {
             panic!("step {i}: apply without the rzk-operator field manager: {full}");
         }
         let bytes = request.into_body().collect_bytes().await.unwrap();
-        let body: Value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         let (status, response) = (step.respond)(body);
         send.send_response(
             Response::builder()
@@ -125,7 +144,12 @@ async fn serve(mut handle: Handle, script: Vec<Expect>) {
     }
 }
 
-async fn run(zk: ZookeeperCluster, ctx: Arc<Context>, handle: Handle, script: Vec<Expect>) -> Result<kube::runtime::controller::Action, rzk::operator::controller::Error> {
+async fn run(
+    zk: ZookeeperCluster,
+    ctx: Arc<Context>,
+    handle: Handle,
+    script: Vec<Expect>,
+) -> Result<kube::runtime::controller::Action, rzk::operator::controller::Error> {
     let server = tokio::spawn(serve(handle, script));
     let result = tokio::time::timeout(Duration::from_secs(10), reconcile(Arc::new(zk), ctx))
         .await
@@ -143,7 +167,10 @@ const ZK: &str = "/apis/rzk.dev/v1alpha1/namespaces/data/zookeeperclusters/zk";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/data/events";
 
 /// The applies of every owned object, in the order the reconciler makes them.
-fn applies(check_cm: impl FnOnce(&str) + Send + 'static, check_sts: impl FnOnce(&Value) + Send + 'static) -> Vec<Expect> {
+fn applies(
+    check_cm: impl FnOnce(&str) + Send + 'static,
+    check_sts: impl FnOnce(&Value) + Send + 'static,
+) -> Vec<Expect> {
     vec![
         echo("PATCH", format!("{NS}/serviceaccounts/zk")),
         expect("PATCH", format!("{NS}/configmaps/zk-config"), move |body| {
@@ -152,11 +179,17 @@ fn applies(check_cm: impl FnOnce(&str) + Send + 'static, check_sts: impl FnOnce(
         }),
         expect("PATCH", format!("{NS}/services/zk-headless"), |body| {
             assert_eq!(body["spec"]["publishNotReadyAddresses"], json!(true));
-            assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], json!("uid-1"));
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["uid"],
+                json!("uid-1")
+            );
             (200, body)
         }),
         echo("PATCH", format!("{NS}/services/zk-client")),
-        echo("PATCH", "/apis/policy/v1/namespaces/data/poddisruptionbudgets/zk"),
+        echo(
+            "PATCH",
+            "/apis/policy/v1/namespaces/data/poddisruptionbudgets/zk",
+        ),
         expect("PATCH", format!("{APPS}/statefulsets/zk"), move |body| {
             check_sts(&body);
             (200, body)
@@ -174,16 +207,24 @@ async fn adds_the_finalizer_first() {
         obj["metadata"]["finalizers"] = json!([FINALIZER]);
         (200, obj)
     })];
-    run(cluster(false), ctx, handle, script).await.expect("reconcile");
+    run(cluster(false), ctx, handle, script)
+        .await
+        .expect("reconcile");
 }
 
 #[tokio::test]
 async fn new_cluster_creates_everything_and_reports_creating() {
     let (ctx, handle, metrics) = context(Arc::new(FakeEnsemble::default()));
     let mut script = vec![
-        expect("GET", format!("{APPS}/statefulsets/zk"), |_| (404, not_found())),
-        expect("GET", format!("{NS}/pods"), |_| (200, list("PodList", vec![]))),
-        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| (200, list("PersistentVolumeClaimList", vec![]))),
+        expect("GET", format!("{APPS}/statefulsets/zk"), |_| {
+            (404, not_found())
+        }),
+        expect("GET", format!("{NS}/pods"), |_| {
+            (200, list("PodList", vec![]))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
     ];
     script.extend(applies(
         |cfg| {
@@ -203,13 +244,26 @@ async fn new_cluster_creates_everything_and_reports_creating() {
         let status = &body["status"];
         assert_eq!(status["phase"], json!("Creating"));
         assert_eq!(status["observedGeneration"], json!(2));
-        assert!(status["connectionString"].as_str().unwrap().contains("zk-0.zk-headless.data.svc.cluster.local:2181"));
+        assert!(
+            status["connectionString"]
+                .as_str()
+                .unwrap()
+                .contains("zk-0.zk-headless.data.svc.cluster.local:2181")
+        );
         (200, status_reply(body))
     }));
-    run(cluster(true), ctx, handle, script).await.expect("reconcile");
+    run(cluster(true), ctx, handle, script)
+        .await
+        .expect("reconcile");
     let text = metrics.encode();
-    assert!(text.contains("rzk_operator_reconciliations_total{action=\"ScaleStatefulSet\"} 1"), "{text}");
-    assert!(text.contains("rzk_operator_clusters{phase=\"Creating\"} 1"), "{text}");
+    assert!(
+        text.contains("rzk_operator_reconciliations_total{action=\"ScaleStatefulSet\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rzk_operator_clusters{phase=\"Creating\"} 1"),
+        "{text}"
+    );
 }
 
 fn pod(zk: &ZookeeperCluster, ordinal: u32, hash: &str, ready: bool) -> Value {
@@ -236,13 +290,24 @@ fn sts(replicas: u32) -> Value {
 fn fake_ensemble(leader_ordinal: u32, n: u32) -> FakeEnsemble {
     let mut fake = FakeEnsemble::default();
     for o in 0..n {
-        let mode = if o == leader_ordinal { "leader" } else { "follower" };
+        let mode = if o == leader_ordinal {
+            "leader"
+        } else {
+            "follower"
+        };
         fake.srvr.insert(
             format!("10.0.0.{}:2181", o + 1),
-            parse_srvr(&format!("Zookeeper version: 3.8.0-rzk\nZxid: 0x100000005\nMode: {mode}\nNode count: 5\n")),
+            parse_srvr(&format!(
+                "Zookeeper version: 3.8.0-rzk\nZxid: 0x100000005\nMode: {mode}\nNode count: 5\n"
+            )),
         );
     }
-    fake.config = (1..=n).map(|id| Member { id, role: ConfigRole::Participant }).collect();
+    fake.config = (1..=n)
+        .map(|id| Member {
+            id,
+            role: ConfigRole::Participant,
+        })
+        .collect();
     fake
 }
 
@@ -254,18 +319,27 @@ async fn outdated_follower_is_restarted_before_the_leader() {
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, "stale", true)).collect();
     let mut script = vec![
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
-        expect("GET", format!("{NS}/pods"), move |_| (200, list("PodList", pods))),
-        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| (200, list("PersistentVolumeClaimList", vec![]))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
     ];
     script.extend(applies(
         |cfg| assert!(cfg.contains("server.3=")),
         |sts| {
             // The existing (immutable) volumeClaimTemplates are kept.
-            assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"], json!("10Gi"));
+            assert_eq!(
+                sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+                json!("10Gi")
+            );
         },
     ));
     let zk_for_delete = zk.clone();
-    script.push(expect("DELETE", format!("{NS}/pods/zk-1"), move |_| (200, pod(&zk_for_delete, 1, "stale", true))));
+    script.push(expect("DELETE", format!("{NS}/pods/zk-1"), move |_| {
+        (200, pod(&zk_for_delete, 1, "stale", true))
+    }));
     script.push(expect("POST", EVENTS, |body| {
         assert_eq!(body["reason"], json!("RestartingPod"));
         assert!(body["note"].as_str().unwrap().contains("zk-1"));
@@ -278,7 +352,12 @@ async fn outdated_follower_is_restarted_before_the_leader() {
         assert_eq!(status["readyReplicas"], json!(3));
         assert_eq!(status["zkVersion"], json!("3.8.0"));
         assert_eq!(status["members"][2]["role"], json!("leader"));
-        let available = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Available").unwrap();
+        let available = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Available")
+            .unwrap();
         assert_eq!(available["status"], json!("True"));
         (200, status_reply(body))
     }));
@@ -294,13 +373,23 @@ async fn scale_down_removes_the_member_by_reconfig() {
     let pods: Vec<Value> = (0..5).map(|o| pod(&zk, o, &hash, true)).collect();
     let mut script = vec![
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(5))),
-        expect("GET", format!("{NS}/pods"), move |_| (200, list("PodList", pods))),
-        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| (200, list("PersistentVolumeClaimList", vec![]))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
     ];
     script.extend(applies(
         // The ConfigMap keeps the committed membership until the reconfig is done.
         |cfg| assert!(cfg.contains("server.5="), "{cfg}"),
-        |sts| assert_eq!(sts["spec"]["replicas"], json!(5), "pods stay until removed from the ensemble"),
+        |sts| {
+            assert_eq!(
+                sts["spec"]["replicas"],
+                json!(5),
+                "pods stay until removed from the ensemble"
+            )
+        },
     ));
     script.push(expect("POST", EVENTS, |body| {
         assert_eq!(body["reason"], json!("RemovedMember"));
@@ -326,25 +415,40 @@ async fn unhealthy_ensemble_waits_and_says_why() {
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, &hash, o == 0)).collect();
     let mut script = vec![
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
-        expect("GET", format!("{NS}/pods"), move |_| (200, list("PodList", pods))),
-        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| (200, list("PersistentVolumeClaimList", vec![]))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
     ];
     // Membership unknown (no leader): the ConfigMap is left alone.
     script.push(echo("PATCH", format!("{NS}/serviceaccounts/zk")));
     script.push(echo("PATCH", format!("{NS}/services/zk-headless")));
     script.push(echo("PATCH", format!("{NS}/services/zk-client")));
-    script.push(echo("PATCH", "/apis/policy/v1/namespaces/data/poddisruptionbudgets/zk"));
+    script.push(echo(
+        "PATCH",
+        "/apis/policy/v1/namespaces/data/poddisruptionbudgets/zk",
+    ));
     script.push(echo("PATCH", format!("{APPS}/statefulsets/zk")));
     script.push(expect("POST", EVENTS, |body| {
         assert_eq!(body["type"], json!("Warning"));
         assert_eq!(body["reason"], json!("Waiting"));
-        assert!(body["note"].as_str().unwrap().contains("not ready"), "{body}");
+        assert!(
+            body["note"].as_str().unwrap().contains("not ready"),
+            "{body}"
+        );
         (201, body)
     }));
     script.push(expect("PATCH", format!("{ZK}/status"), |body| {
         let status = &body["status"];
         assert_eq!(status["phase"], json!("Degraded"));
-        let degraded = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Degraded").unwrap();
+        let degraded = status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Degraded")
+            .unwrap();
         assert_eq!(degraded["status"], json!("True"));
         (200, status_reply(body))
     }));
@@ -361,13 +465,26 @@ async fn deletion_with_reclaim_delete_removes_pvcs_then_the_finalizer() {
     let pvc = |o: u32| json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": format!("data-zk-{o}"), "namespace": "data"}});
     let pvcs = vec![pvc(0), pvc(1)];
     let script = vec![
-        expect("GET", format!("{NS}/persistentvolumeclaims"), move |_| (200, list("PersistentVolumeClaimList", pvcs))),
-        expect("DELETE", format!("{NS}/persistentvolumeclaims/data-zk-0"), move |_| (200, pvc(0))),
-        expect("DELETE", format!("{NS}/persistentvolumeclaims/data-zk-1"), move |_| (200, pvc(1))),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), move |_| {
+            (200, list("PersistentVolumeClaimList", pvcs))
+        }),
+        expect(
+            "DELETE",
+            format!("{NS}/persistentvolumeclaims/data-zk-0"),
+            move |_| (200, pvc(0)),
+        ),
+        expect(
+            "DELETE",
+            format!("{NS}/persistentvolumeclaims/data-zk-1"),
+            move |_| (200, pvc(1)),
+        ),
         expect("POST", EVENTS, |body| (201, body)),
         expect("PATCH", ZK, |body| {
             let text = body.to_string();
-            assert!(text.contains("remove") || text.contains("finalizers"), "{text}");
+            assert!(
+                text.contains("remove") || text.contains("finalizers"),
+                "{text}"
+            );
             (200, serde_json::to_value(cluster(false)).unwrap())
         }),
     ];
@@ -379,7 +496,9 @@ async fn deletion_with_retain_keeps_pvcs() {
     let (ctx, handle, _) = context(Arc::new(FakeEnsemble::default()));
     let mut zk = cluster(true);
     zk.metadata.deletion_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
-    let script = vec![expect("PATCH", ZK, |_| (200, serde_json::to_value(cluster(false)).unwrap()))];
+    let script = vec![expect("PATCH", ZK, |_| {
+        (200, serde_json::to_value(cluster(false)).unwrap())
+    })];
     run(zk, ctx, handle, script).await.expect("reconcile");
 }
 
@@ -401,9 +520,18 @@ fn config_node_parsing() {
     assert_eq!(
         parse_config(text),
         vec![
-            Member { id: 1, role: ConfigRole::Participant },
-            Member { id: 2, role: ConfigRole::Participant },
-            Member { id: 4, role: ConfigRole::Observer },
+            Member {
+                id: 1,
+                role: ConfigRole::Participant
+            },
+            Member {
+                id: 2,
+                role: ConfigRole::Participant
+            },
+            Member {
+                id: 4,
+                role: ConfigRole::Observer
+            },
         ]
     );
 }

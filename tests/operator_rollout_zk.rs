@@ -289,7 +289,9 @@ impl Harness {
             );
             let (obs, leader) = self.observe().await;
             let action = plan(&obs);
-            if !matches!(action, Action::Wait { .. }) || self.log.last() != Some(&format!("{phase}: {action}")) {
+            if !matches!(action, Action::Wait { .. })
+                || self.log.last() != Some(&format!("{phase}: {action}"))
+            {
                 self.log.push(format!("{phase}: {action}"));
             }
             match &action {
@@ -320,7 +322,10 @@ impl Harness {
                     self.recreate_missing(config.as_deref());
                 }
                 Action::AddMember { id, role } => {
-                    let line = self.server_line(Member { id: *id, role: *role });
+                    let line = self.server_line(Member {
+                        id: *id,
+                        role: *role,
+                    });
                     let addr = leader.clone().expect("leader for reconfig");
                     self.admin
                         .reconfig(addr, vec![line], vec![])
@@ -407,12 +412,18 @@ async fn writer(hosts: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<u64>>
             },
         };
         let path = format!("/load/w-{n:08}");
-        match tokio::time::timeout(Duration::from_secs(5), c.create(&path, n.to_string().as_bytes(), &options)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            c.create(&path, n.to_string().as_bytes(), &options),
+        )
+        .await
+        {
             Ok(Ok(_)) | Ok(Err(zookeeper_client::Error::NodeExists)) => {
                 acked.lock().await.push(n);
                 n += 1;
             }
-            Ok(Err(zookeeper_client::Error::SessionExpired)) | Ok(Err(zookeeper_client::Error::ClientClosed)) => {
+            Ok(Err(zookeeper_client::Error::SessionExpired))
+            | Ok(Err(zookeeper_client::Error::ClientClosed)) => {
                 client = None;
             }
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -442,7 +453,10 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     // Let the load get going.
     let started = Instant::now();
     while acked.lock().await.len() < 20 {
-        assert!(started.elapsed() < Duration::from_secs(60), "writer made no progress");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writer made no progress"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -451,8 +465,17 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     h.converge("config change", Duration::from_secs(240)).await;
     assert_eq!(h.restarts.len(), 3, "{:#?}", h.log);
     let leader_restarts: Vec<_> = h.restarts.iter().filter(|r| r.1).collect();
-    assert_eq!(leader_restarts.len(), 1, "exactly one restart hit the leader: {:?}", h.restarts);
-    assert!(leader_restarts[0].2, "the leader was restarted last: {:?}", h.restarts);
+    assert_eq!(
+        leader_restarts.len(),
+        1,
+        "exactly one restart hit the leader: {:?}",
+        h.restarts
+    );
+    assert!(
+        leader_restarts[0].2,
+        "the leader was restarted last: {:?}",
+        h.restarts
+    );
     assert!(h.procs.values().all(|p| p.hash == "v2"));
 
     // 2. Scale 3 -> 5 -> 3.
@@ -465,7 +488,10 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     let (obs, _) = h.observe().await;
     assert_eq!(obs.config.as_deref(), Some(&participants(3)[..]));
     assert_eq!(h.procs.len(), 3);
-    assert!(!h.dir(3).exists() && !h.dir(4).exists(), "PVCs of removed members deleted");
+    assert!(
+        !h.dir(3).exists() && !h.dir(4).exists(),
+        "PVCs of removed members deleted"
+    );
 
     // 3. Leader loss: the leader's process dies; the StatefulSet brings it back.
     let (obs, _) = h.observe().await;
@@ -484,7 +510,10 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     let before = acked.lock().await.len();
     let t = Instant::now();
     while acked.lock().await.len() < before + 20 {
-        assert!(t.elapsed() < Duration::from_secs(60), "no writes after the leader loss");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no writes after the leader loss"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -509,5 +538,9 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
         acked.len(),
         &missing[..missing.len().min(5)]
     );
-    eprintln!("{} acknowledged writes, none lost; steps:\n{}", acked.len(), h.log.join("\n"));
+    eprintln!(
+        "{} acknowledged writes, none lost; steps:\n{}",
+        acked.len(),
+        h.log.join("\n")
+    );
 }

@@ -29,7 +29,9 @@ async fn serves_metrics_and_health() {
     metrics.set_phase("c/zk3", Some("Rolling"));
     metrics.set_phase("b/zk2", None);
 
-    let listener = telemetry::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listener = telemetry::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(telemetry::serve(listener, metrics.clone()));
 

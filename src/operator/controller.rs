@@ -14,14 +14,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{
-    ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
 };
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -173,7 +170,9 @@ where
         .name
         .clone()
         .ok_or_else(|| Error::Invalid("object without a name".into()))?;
-    Ok(api.patch(&name, &apply_params(), &Patch::Apply(obj)).await?)
+    Ok(api
+        .patch(&name, &apply_params(), &Patch::Apply(obj))
+        .await?)
 }
 
 /// Server-side apply of a typed object: SSA needs apiVersion and kind in the body, which the
@@ -216,7 +215,10 @@ pub async fn reconcile(zk: Arc<ZookeeperCluster>, ctx: Arc<Context>) -> Result<R
         Ok(_) => {}
         Err(_) => ctx.metrics.failed(),
     }
-    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "reconciled");
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled"
+    );
     result
 }
 
@@ -351,7 +353,13 @@ fn action_name(action: &Action) -> &'static str {
     }
 }
 
-async fn publish(ctx: &Context, zk: &ZookeeperCluster, type_: EventType, reason: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    zk: &ZookeeperCluster,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),
@@ -402,9 +410,11 @@ async fn apply_cluster(zk: &ZookeeperCluster, ctx: &Context) -> Result<Requeue, 
         previous: previous.as_ref(),
         now: (ctx.clock)(),
     });
-    ctx.metrics.set_phase(&format!("{ns}/{name}"), status.phase.as_deref());
+    ctx.metrics
+        .set_phase(&format!("{ns}/{name}"), status.phase.as_deref());
     write_status(zk, ctx, &status).await?;
-    ctx.metrics.reconciled(action_name(&action), started.elapsed());
+    ctx.metrics
+        .reconciled(action_name(&action), started.elapsed());
 
     Ok(match action {
         Action::Done => Requeue::requeue(Duration::from_secs(60)),
@@ -603,7 +613,8 @@ async fn cleanup(zk: &ZookeeperCluster, ctx: &Context) -> Result<Requeue, Error>
     let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns);
     let pvcs = api.list(&ListParams::default().labels(&selector)).await?;
     for pvc in pvcs.items {
-        api.delete(&pvc.name_any(), &DeleteParams::default()).await?;
+        api.delete(&pvc.name_any(), &DeleteParams::default())
+            .await?;
     }
     publish(
         ctx,
@@ -637,9 +648,8 @@ pub async fn run(args: super::OperatorArgs) -> anyhow::Result<()> {
     let telemetry = tokio::spawn(super::telemetry::serve(listener, metrics.clone()));
 
     let election = if args.leader_election {
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
-            format!("rzk-operator-{}", std::process::id())
-        });
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("rzk-operator-{}", std::process::id()));
         let mut election = super::election::Election::start(
             client.clone(),
             &args.lease_namespace,

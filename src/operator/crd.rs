@@ -31,6 +31,9 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
 ];
 
 /// A ZooKeeper-compatible ensemble of `rzk server` pods, kept available through every change.
+// clippy mistakes the repeated `type_ = ...` inside separate printcolumn(...) entries for
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "rzk.dev",
@@ -49,7 +52,11 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "self.replicas % 2 == 1 || (has(self.allowEvenReplicas) && self.allowEvenReplicas)"
@@ -161,7 +168,9 @@ impl PullPolicy {
 }
 
 /// What happens to a member's PersistentVolumeClaim when the member is removed.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum ReclaimPolicy {
     /// Keep the PVC (the data survives scale-down and cluster deletion).
     #[default]

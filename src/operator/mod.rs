@@ -21,7 +21,11 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug, Clone)]
 pub struct OperatorArgs {
     /// Address of the operator's /metrics and /healthz endpoint.
-    #[arg(long, env = "RZK_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "RZK_OPERATOR_METRICS_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub metrics_addr: std::net::SocketAddr,
     /// Only reconcile clusters in this namespace (all namespaces when unset).
     #[arg(long, env = "RZK_OPERATOR_NAMESPACE")]

@@ -168,10 +168,14 @@ pub fn plan(obs: &Observed) -> Action {
     // One member at a time: a pod on its way down or up blocks everything else.
     for o in 0..obs.sts_replicas {
         let Some(m) = by_ordinal.get(&o) else {
-            return wait(format!("pod ordinal {o} is missing; waiting for the StatefulSet"));
+            return wait(format!(
+                "pod ordinal {o} is missing; waiting for the StatefulSet"
+            ));
         };
         if !m.pod_exists {
-            return wait(format!("pod ordinal {o} is missing; waiting for the StatefulSet"));
+            return wait(format!(
+                "pod ordinal {o} is missing; waiting for the StatefulSet"
+            ));
         }
         if m.terminating {
             return wait(format!("pod ordinal {o} is terminating"));
@@ -300,9 +304,10 @@ pub fn plan(obs: &Observed) -> Action {
 
     // Scale up: lowest missing id first. Its pod starts as an observer (the ConfigMap lists
     // joiners as observers) and is promoted once it serves and is synced.
-    if let Some((&id, &role)) = target_role.iter().find(|(id, role)| {
-        config_role.get(id) != Some(role)
-    }) {
+    if let Some((&id, &role)) = target_role
+        .iter()
+        .find(|(id, role)| config_role.get(id) != Some(role))
+    {
         let ordinal = id - 1;
         if ordinal >= obs.sts_replicas {
             return Action::ScaleStatefulSet {
@@ -314,16 +319,14 @@ pub fn plan(obs: &Observed) -> Action {
         };
         match (config_role.get(&id), role) {
             // A joiner: it must already follow the leader as a synced observer.
-            (None, _) => {
-                if !(m.ready && m.synced && matches!(m.role, Role::Observer | Role::Follower)) {
-                    return wait(format!("server {id} is not yet a synced observer"));
-                }
+            (None, _)
+                if !(m.ready && m.synced && matches!(m.role, Role::Observer | Role::Follower)) =>
+            {
+                return wait(format!("server {id} is not yet a synced observer"));
             }
             // Promotion of an existing observer.
-            (Some(ConfigRole::Observer), ConfigRole::Participant) => {
-                if !(m.ready && m.synced) {
-                    return wait(format!("server {id} is not synced"));
-                }
+            (Some(ConfigRole::Observer), ConfigRole::Participant) if !(m.ready && m.synced) => {
+                return wait(format!("server {id} is not synced"));
             }
             _ => {}
         }

@@ -85,7 +85,11 @@ pub fn parse_config(text: &str) -> Vec<Member> {
 }
 
 /// Send a four-letter word and read the whole reply.
-pub async fn four_letter_word(addr: &str, word: &str, timeout: Duration) -> std::io::Result<String> {
+pub async fn four_letter_word(
+    addr: &str,
+    word: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream.write_all(word.as_bytes()).await?;
@@ -95,9 +99,12 @@ pub async fn four_letter_word(addr: &str, word: &str, timeout: Duration) -> std:
         limited.read_to_end(&mut reply).await?;
         Ok(String::from_utf8_lossy(&reply).into_owned())
     };
-    tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{word} to {addr} timed out")))?
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{word} to {addr} timed out"),
+        )
+    })?
 }
 
 /// `srvr` one server.

@@ -132,7 +132,11 @@ pub fn compute(input: StatusInput<'_>) -> ZookeeperClusterStatus {
         condition(
             "Available",
             available,
-            if available { "QuorumServing" } else { "NoQuorum" },
+            if available {
+                "QuorumServing"
+            } else {
+                "NoQuorum"
+            },
             format!("{serving_voters} of {voters} voters serving"),
             input.generation,
             input.previous,
@@ -150,7 +154,11 @@ pub fn compute(input: StatusInput<'_>) -> ZookeeperClusterStatus {
         condition(
             "Degraded",
             degraded,
-            if degraded { "MembersNotReady" } else { "AllMembersReady" },
+            if degraded {
+                "MembersNotReady"
+            } else {
+                "AllMembersReady"
+            },
             format!("{ready} of {} servers ready", obs.sts_replicas),
             input.generation,
             input.previous,

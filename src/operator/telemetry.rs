@@ -54,7 +54,11 @@ impl Metrics {
             "Reconciliations, by the action they took",
             reconciliations.clone(),
         );
-        registry.register("reconcile_errors", "Reconciliations that failed", failures.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciliations that failed",
+            failures.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "Duration of one reconciliation",
@@ -143,7 +147,11 @@ pub fn handle(metrics: &Metrics, path: &str) -> Response<Full<Bytes>> {
             metrics.encode(),
         ),
         "/healthz" | "/readyz" => respond(StatusCode::OK, "text/plain", "ok\n".to_string()),
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".to_string()),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_string(),
+        ),
     }
 }
 
