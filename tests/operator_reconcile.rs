@@ -542,3 +542,27 @@ fn owner_reference_points_at_the_cluster() {
     let owner = zk.controller_owner_ref(&()).unwrap();
     assert_eq!(owner.name, zk.name_any());
 }
+
+#[tokio::test]
+async fn paused_cluster_is_observed_but_not_touched() {
+    let fake = Arc::new(fake_ensemble(0, 3));
+    let (ctx, handle, _) = context(fake.clone());
+    let mut zk = cluster(true);
+    zk.spec.paused = true;
+    let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, "stale", true)).collect();
+    let script = vec![
+        expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
+        expect("GET", format!("{NS}/pods"), move |_| (200, list("PodList", pods))),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
+        // No applies, no deletes, no reconfig: only the status.
+        expect("PATCH", format!("{ZK}/status"), |body| {
+            assert_eq!(body["status"]["phase"], json!("Paused"));
+            assert!(body["status"]["message"].as_str().unwrap().contains("paused"));
+            (200, status_reply(body))
+        }),
+    ];
+    run(zk, ctx, handle, script).await.expect("reconcile");
+    assert!(fake.reconfigs.lock().unwrap().is_empty());
+}

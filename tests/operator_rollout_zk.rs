@@ -54,6 +54,8 @@ struct Harness {
     /// (ordinal, was leader, other pods already current) of every RestartPod.
     restarts: Vec<(u32, bool, bool)>,
     log: Vec<String>,
+    /// reclaimPolicy Delete.
+    delete_pvcs: bool,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -99,6 +101,7 @@ impl Harness {
             },
             restarts: vec![],
             log: vec![],
+            delete_pvcs: true,
         }
     }
 
@@ -243,7 +246,7 @@ impl Harness {
             sts_replicas: self.sts,
             members,
             pvc_ordinals: self.pvcs.iter().copied().collect(),
-            delete_pvcs: true,
+            delete_pvcs: self.delete_pvcs,
         };
         (observed, leader)
     }
@@ -478,11 +481,21 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     );
     assert!(h.procs.values().all(|p| p.hash == "v2"));
 
-    // 2. Scale 3 -> 5 -> 3.
+    // 2. Scale 3 -> 5 -> 3 keeping the PVCs (reclaimPolicy Retain), then 3 -> 5 again on
+    //    the stale PVCs of the removed members, then 5 -> 3 deleting them.
     h.target = participants(5);
     h.converge("scale up", Duration::from_secs(240)).await;
     let (obs, _) = h.observe().await;
     assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
+    h.delete_pvcs = false;
+    h.target = participants(3);
+    h.converge("scale down (Retain)", Duration::from_secs(240)).await;
+    assert!(h.dir(3).join("version-2").exists() && h.dir(4).join("version-2").exists(), "PVCs kept under Retain");
+    h.target = participants(5);
+    h.converge("scale up on stale PVCs", Duration::from_secs(240)).await;
+    let (obs, _) = h.observe().await;
+    assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
+    h.delete_pvcs = true;
     h.target = participants(3);
     h.converge("scale down", Duration::from_secs(240)).await;
     let (obs, _) = h.observe().await;
