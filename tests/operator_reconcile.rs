@@ -552,14 +552,21 @@ async fn paused_cluster_is_observed_but_not_touched() {
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, "stale", true)).collect();
     let script = vec![
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
-        expect("GET", format!("{NS}/pods"), move |_| (200, list("PodList", pods))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
         expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
             (200, list("PersistentVolumeClaimList", vec![]))
         }),
         // No applies, no deletes, no reconfig: only the status.
         expect("PATCH", format!("{ZK}/status"), |body| {
             assert_eq!(body["status"]["phase"], json!("Paused"));
-            assert!(body["status"]["message"].as_str().unwrap().contains("paused"));
+            assert!(
+                body["status"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("paused")
+            );
             (200, status_reply(body))
         }),
     ];

@@ -489,10 +489,15 @@ async fn planner_drives_real_zookeeper_through_config_change_scaling_and_leader_
     assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
     h.delete_pvcs = false;
     h.target = participants(3);
-    h.converge("scale down (Retain)", Duration::from_secs(240)).await;
-    assert!(h.dir(3).join("version-2").exists() && h.dir(4).join("version-2").exists(), "PVCs kept under Retain");
+    h.converge("scale down (Retain)", Duration::from_secs(240))
+        .await;
+    assert!(
+        h.dir(3).join("version-2").exists() && h.dir(4).join("version-2").exists(),
+        "PVCs kept under Retain"
+    );
     h.target = participants(5);
-    h.converge("scale up on stale PVCs", Duration::from_secs(240)).await;
+    h.converge("scale up on stale PVCs", Duration::from_secs(240))
+        .await;
     let (obs, _) = h.observe().await;
     assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
     h.delete_pvcs = true;

@@ -13,19 +13,33 @@ pub struct Election {
 }
 
 impl Election {
-    /// Start campaigning for `lease_name` in `namespace` as `identity`.
+    /// Start campaigning for `lease_name` in `namespace` as `identity`, with a 15 s lease
+    /// renewed 5 s before it expires.
     pub async fn start(
         client: Client,
         namespace: &str,
         lease_name: &str,
         identity: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with(client, namespace, lease_name, identity, 15, 5).await
+    }
+
+    /// Like [`Election::start`] with explicit lease duration and grace period (seconds).
+    pub async fn start_with(
+        client: Client,
+        namespace: &str,
+        lease_name: &str,
+        identity: &str,
+        duration: u64,
+        grace: u64,
+    ) -> anyhow::Result<Self> {
+        // No explicit field manager: the crate derives one per identity, and the lock relies
+        // on server-side-apply conflicts between different managers.
         let manager = LeaseManagerBuilder::new(client, lease_name)
             .with_namespace(namespace)
             .with_identity(identity)
-            .with_field_manager("rzk-operator")
-            .with_duration(15)
-            .with_grace(5)
+            .with_duration(duration)
+            .with_grace(grace)
             .build()
             .await?;
         let (is_leader, task) = manager.watch().await;
