@@ -196,7 +196,11 @@ fn rendered_objects_have_what_the_operator_needs() {
             &["list", "watch", "patch"][..],
         ),
         ("", "pods", &["list", "watch", "delete"][..]),
-        ("", "persistentvolumeclaims", &["list", "delete"][..]),
+        (
+            "",
+            "persistentvolumeclaims",
+            &["list", "patch", "delete"][..],
+        ),
         ("events.k8s.io", "events", &["create"][..]),
     ] {
         for verb in verbs {

@@ -573,3 +573,44 @@ async fn paused_cluster_is_observed_but_not_touched() {
     run(zk, ctx, handle, script).await.expect("reconcile");
     assert!(fake.reconfigs.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn storage_growth_resizes_the_pvcs() {
+    let fake = Arc::new(fake_ensemble(0, 1));
+    let (ctx, handle, _) = context(fake.clone());
+    let mut zk = cluster(true);
+    zk.spec.replicas = 1;
+    zk.spec.storage.size = "20Gi".into();
+    let hash = resources::desired_hash(&zk);
+    let pods = vec![pod(&zk, 0, &hash, true)];
+    let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data-zk-0", "namespace": "data"},
+        "spec": {"resources": {"requests": {"storage": "10Gi"}}}});
+    let pvc_list = vec![pvc.clone()];
+    let mut script = vec![
+        expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(1))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), move |_| {
+            (200, list("PersistentVolumeClaimList", pvc_list))
+        }),
+    ];
+    script.extend(applies(|_| {}, |_| {}));
+    script.push(expect(
+        "PATCH",
+        format!("{NS}/persistentvolumeclaims/data-zk-0"),
+        move |body| {
+            assert_eq!(
+                body["spec"]["resources"]["requests"]["storage"],
+                json!("20Gi")
+            );
+            (200, pvc)
+        },
+    ));
+    script.push(expect("PATCH", format!("{ZK}/status"), |body| {
+        assert_eq!(body["status"]["phase"], json!("Running"));
+        (200, status_reply(body))
+    }));
+    run(zk, ctx, handle, script).await.expect("reconcile");
+}

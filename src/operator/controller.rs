@@ -470,6 +470,31 @@ async fn apply_children(
     }
     apply_typed(&Api::<StatefulSet>::namespaced(client.clone(), &ns), &sts).await?;
 
+    // Volume growth: the StatefulSet's claim templates are immutable, so the PVCs are
+    // resized directly (the CRD's CEL rule already refuses shrinking; the StorageClass must
+    // allow expansion).
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns);
+    for pvc in &snap.pvcs {
+        let current = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.as_str());
+        if current.is_some_and(|c| c != zk.spec.storage.size) {
+            let patch = serde_json::json!({
+                "spec": {"resources": {"requests": {"storage": zk.spec.storage.size}}}
+            });
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            };
+            pvcs.patch(&pvc.name_any(), &params, &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+
     if zk.spec.metrics.enabled && zk.spec.metrics.service_monitor.enabled {
         let gvk = GroupVersionKind::gvk("monitoring.coreos.com", "v1", "ServiceMonitor");
         let ar = ApiResource::from_gvk(&gvk);
