@@ -68,16 +68,32 @@ fn is_fatal(error: &ZkError) -> bool {
     )
 }
 
-/// Opens one session, failing fast (instead of retrying forever) when no server answers.
+/// Pause between connection attempts while a server is not (yet) accepting sessions.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Opens one session. Each attempt tries every server once (fail-eagerly, so an
+/// unreachable ensemble is an error rather than an endless retry); attempts
+/// repeat until `timeout`, because a server that is still starting refuses
+/// sessions for a moment.
 pub async fn connect(servers: &str, timeout: Duration) -> anyhow::Result<Client> {
-    let connector = Client::connector()
-        .with_session_timeout(Duration::from_secs(30))
-        .with_connection_timeout(timeout.min(Duration::from_secs(5)))
-        .with_fail_eagerly();
-    match tokio::time::timeout(timeout, connector.connect(servers)).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(error)) => anyhow::bail!("cannot connect to {servers}: {error}"),
-        Err(_) => anyhow::bail!("cannot connect to {servers}: no session within {timeout:?}"),
+    let deadline = Instant::now() + timeout;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let connector = Client::connector()
+            .with_session_timeout(Duration::from_secs(30))
+            .with_connection_timeout(
+                remaining.clamp(Duration::from_millis(100), Duration::from_secs(5)),
+            )
+            .with_fail_eagerly();
+        let error = match tokio::time::timeout(remaining, connector.connect(servers)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no session".to_string(),
+        };
+        if Instant::now() + CONNECT_RETRY_PAUSE >= deadline {
+            anyhow::bail!("cannot connect to {servers} within {timeout:?}: {error}");
+        }
+        tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
     }
 }
 
@@ -199,6 +215,9 @@ struct Shared {
     completed: AtomicU64,
     errors: AtomicU64,
     done: AtomicBool,
+    /// Set on Ctrl-C: clients stop sending, the partial results are reported
+    /// and the znodes are still cleaned up.
+    interrupted: AtomicBool,
 }
 
 /// The fixed instants of a run.
@@ -325,7 +344,10 @@ async fn drive(
             Some(pacer) => clock.start + pacer.next_offset(),
             None => Instant::now(),
         };
-        if intended >= clock.end || Instant::now() >= clock.end + OPEN_LOOP_GRACE {
+        if intended >= clock.end
+            || Instant::now() >= clock.end + OPEN_LOOP_GRACE
+            || shared.interrupted.load(Ordering::Relaxed)
+        {
             break;
         }
         // On schedule, the client sleeps until the intended time; the timer may
@@ -372,7 +394,8 @@ async fn drive(
     // Requests the schedule wanted sent in the measured window but that never
     // went out (the server could not keep up, or the session died) are errors,
     // not silently dropped samples.
-    if let Some(pacer) = pacer.as_mut() {
+    let interrupted = shared.interrupted.load(Ordering::Relaxed);
+    if let Some(pacer) = pacer.as_mut().filter(|_| !interrupted) {
         let mut missed = 0u64;
         loop {
             let intended = clock.start + pacer.next_offset();
@@ -432,11 +455,21 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
         completed: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         done: AtomicBool::new(false),
+        interrupted: AtomicBool::new(false),
     });
     let plan = Arc::new(plan);
     let progress = plan
         .progress
         .then(|| tokio::spawn(report_progress(clock, shared.clone())));
+    let interrupt = tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("rzk bench: interrupted; reporting what was measured and cleaning up");
+                shared.interrupted.store(true, Ordering::Relaxed);
+            }
+        }
+    });
     let tasks: Vec<_> = clients
         .iter()
         .cloned()
@@ -454,6 +487,7 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
     if let Some(progress) = progress {
         progress.abort();
     }
+    interrupt.abort();
     // The measured window ends when the last in-flight request came back (but
     // never counts the warm-up).
     let measured = finished
