@@ -117,6 +117,7 @@ done
 # shellcheck disable=SC2046
 ports_free $(all_ports "$base_port") || die "no free port range found"
 log "port base $base_port, results in $out"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 client_ports() { # mode target -> client ports, one per node
     local off; off=$(target_offset "$2")
@@ -365,11 +366,18 @@ for mode in $modes; do
     for target in $targets; do stop_target "$mode" "$target"; done 2>/dev/null
 done
 
-python3 - "$out" "$duration" "$warmup" "$clients_list" "$value_size" "$zk_heap" "$base_port" <<'EOF' >"$out/params.json"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+rzk_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+java_version=$(java -version 2>&1 | head -1)
+python3 - "$out" "$duration" "$warmup" "$clients_list" "$value_size" "$zk_heap" "$base_port" \
+    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" <<'EOF' >"$out/params.json"
 import json, sys
-out, duration, warmup, clients, value_size, heap, base = sys.argv[1:]
+(out, duration, warmup, clients, value_size, heap, base,
+ load_before, load_after, commit, java, cpus) = sys.argv[1:]
 print(json.dumps({"duration_s": float(duration), "warmup_s": float(warmup),
                   "clients": [int(c) for c in clients.split()], "value_size": int(value_size),
-                  "zk_heap": heap, "base_port": int(base)}))
+                  "zk_heap": heap, "base_port": int(base), "cpus": int(cpus),
+                  "loadavg_before": load_before, "loadavg_after": load_after,
+                  "rzk_commit": commit, "java": java}))
 EOF
 python3 "$here/report.py" "$out"
