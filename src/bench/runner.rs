@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error as ZkError};
+use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error as ZkError, SessionState};
 
 /// How long a watch notification may take before it counts as lost.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests in flight at once while creating or deleting the run's znodes.
 const SETUP_BATCH: usize = 256;
+/// Longest the run's own sessions get to clean up before a fresh session takes over.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// An open-loop run that has fallen behind stops sending this long after the end.
 const OPEN_LOOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -186,6 +188,21 @@ async fn delete_tree(client: &Client, path: &str) -> Result<(), ZkError> {
 }
 
 /// Removes the run directory; then the root too if no other run is using it.
+/// Cleans up with the run's sessions, or, if they are broken (the server
+/// restarted, the session expired), with one fresh session.
+async fn clean_up_with_retry(plan: &Plan, clients: &[Client]) -> anyhow::Result<()> {
+    let connected = clients
+        .iter()
+        .all(|client| client.state() == SessionState::SyncConnected);
+    if connected
+        && let Ok(Ok(())) = tokio::time::timeout(CLEANUP_TIMEOUT, clean_up(plan, clients)).await
+    {
+        return Ok(());
+    }
+    let fresh = connect(&plan.servers, plan.connect_timeout).await?;
+    clean_up(plan, &vec![fresh; clients.len()]).await
+}
+
 async fn clean_up(plan: &Plan, clients: &[Client]) -> anyhow::Result<()> {
     let layout = &plan.layout;
     let per_client =
@@ -370,7 +387,18 @@ async fn drive(
             intended: send_from,
         };
         steps.clear();
-        iterate(&client, &plan, &iteration, &mut steps).await;
+        // A request still unanswered when the run is over (server gone, session
+        // reconnecting) is abandoned and counted, instead of stretching the run.
+        let deadline = clock.end + OPEN_LOOP_GRACE;
+        let finished = tokio::select! {
+            () = iterate(&client, &plan, &iteration, &mut steps) => true,
+            () = tokio::time::sleep_until(deadline) => false,
+        };
+        if !finished {
+            let kinds = plan.workload.iteration(iteration.roll);
+            let kind = kinds[steps.len().min(kinds.len() - 1)];
+            push_step(&mut steps, kind, Err(ZkError::Timeout), iteration.intended);
+        }
         sequence += 1;
         let mut fatal = false;
         for step in &steps {
@@ -442,7 +470,11 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
     let connections =
         join_all((0..plan.clients).map(|_| connect(&plan.servers, plan.connect_timeout))).await;
     let clients: Vec<Client> = connections.into_iter().collect::<anyhow::Result<_>>()?;
-    set_up(&plan, &clients).await?;
+    if let Err(error) = set_up(&plan, &clients).await {
+        // Remove whatever part of the run directory was created before failing.
+        let _ = clean_up(&plan, &clients).await;
+        return Err(error);
+    }
 
     let start = Instant::now();
     let measure_from = start + plan.warmup;
@@ -488,13 +520,19 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
         progress.abort();
     }
     interrupt.abort();
-    // The measured window ends when the last in-flight request came back (but
-    // never counts the warm-up).
-    let measured = finished
-        .saturating_duration_since(measure_from)
-        .max(Duration::from_millis(1));
+    // Throughput is per scheduled second of measurement: requests started in
+    // the window and answered shortly after it still count, abandoned ones are
+    // errors. An interrupted run measured only up to the interruption.
+    let measured = if shared.interrupted.load(Ordering::Relaxed) {
+        finished
+            .min(clock.end)
+            .saturating_duration_since(measure_from)
+    } else {
+        plan.duration
+    }
+    .max(Duration::from_millis(1));
 
-    if let Err(error) = clean_up(&plan, &clients).await {
+    if let Err(error) = clean_up_with_retry(&plan, &clients).await {
         eprintln!(
             "rzk bench: warning: cleanup incomplete, remove {} by hand: {error:#}",
             plan.layout.run_dir()
