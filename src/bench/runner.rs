@@ -22,8 +22,9 @@ const WATCH_TIMEOUT: Duration = Duration::from_secs(10);
 const SETUP_BATCH: usize = 256;
 /// Longest the run's own sessions get to clean up before a fresh session takes over.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(120);
-/// An open-loop run that has fallen behind stops sending this long after the end.
-const OPEN_LOOP_GRACE: Duration = Duration::from_secs(2);
+/// How long after the measured window a request may still be answered (or an
+/// open-loop run that fell behind may still send) before it is abandoned.
+const END_GRACE: Duration = Duration::from_secs(2);
 
 /// Everything one run needs, already validated.
 #[derive(Clone, Debug)]
@@ -362,7 +363,7 @@ async fn drive(
             None => Instant::now(),
         };
         if intended >= clock.end
-            || Instant::now() >= clock.end + OPEN_LOOP_GRACE
+            || Instant::now() >= clock.end + END_GRACE
             || shared.interrupted.load(Ordering::Relaxed)
         {
             break;
@@ -389,7 +390,7 @@ async fn drive(
         steps.clear();
         // A request still unanswered when the run is over (server gone, session
         // reconnecting) is abandoned and counted, instead of stretching the run.
-        let deadline = clock.end + OPEN_LOOP_GRACE;
+        let deadline = clock.end + END_GRACE;
         let finished = tokio::select! {
             () = iterate(&client, &plan, &iteration, &mut steps) => true,
             () = tokio::time::sleep_until(deadline) => false,
