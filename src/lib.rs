@@ -4,9 +4,9 @@
 //! return outputs with no IO; shells (`server`, `storage`) wire them to
 //! sockets, disks and clocks.
 
-pub mod bench;
-pub mod cli;
 pub mod jute;
-pub mod operator;
 pub mod proto;
 pub mod server;
+pub mod cli;
+pub mod bench;
+pub mod operator;

@@ -4,11 +4,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "rzk",
-    version,
-    about = "A ZooKeeper-compatible coordination service and Kubernetes operator"
-)]
+#[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service and Kubernetes operator")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
