@@ -223,23 +223,37 @@ fn acknowledged_writes_survive_kill_9() {
 fn session_resumes_on_a_new_connection_with_its_ephemerals() {
     let server = RzkServer::start("minSessionTimeout=400\nmaxSessionTimeout=2000");
     runtime().block_on(async {
+        // A detached client leaves its session open when it goes away, as a
+        // client whose connection broke would.
         let c = zk::Client::connector()
-            .with_session_timeout(Duration::from_millis(1000))
+            .with_session_timeout(Duration::from_millis(2000))
+            .with_detached()
             .connect(&server.addr())
             .await
             .unwrap();
         let eph = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
         c.create("/mine", b"", &eph).await.unwrap();
         let session = c.session().clone();
-        // Resume the same session from a second connection, keep its ephemeral.
+        let id = c.session_id();
+        drop(c);
+        // Resume the same session on a new connection: its ephemeral is still there.
         let resumed = zk::Client::connector()
-            .with_session(session.clone())
+            .with_session(session)
             .connect(&server.addr())
             .await
             .unwrap();
-        assert_eq!(resumed.session_id(), c.session_id());
+        assert_eq!(resumed.session_id(), id);
         assert!(resumed.check_stat("/mine").await.unwrap().is_some());
         drop(resumed);
-        drop(c);
+        // Closed now: the ephemeral goes with it.
+        let other = zk::Client::connect(&server.addr()).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while other.check_stat("/mine").await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ephemeral outlived its session"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     });
 }
