@@ -951,23 +951,12 @@ impl Processor {
         };
         let hdr = self.next_header(session, xid, op, now);
         let prepared: Res<Txn> = match &req {
-            Request::Create(op, c) => {
-                self.prep_create(*op, session, auth, &c.path, &c.data, &c.acl, c.flags, -1)
-            }
-            Request::CreateTtl(c) => self.prep_create(
-                OpCode::CreateTtl,
-                session,
-                auth,
-                &c.path,
-                &c.data,
-                &c.acl,
-                c.flags,
-                c.ttl,
-            ),
-            Request::Delete(d) => self.prep_delete(auth, &d.path, d.version),
-            Request::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
-            Request::SetAcl(s) => self.prep_set_acl(auth, &s.path, &s.acl, s.version),
-            Request::Check(c) => self.prep_check(auth, &c.path, c.version),
+            Request::Create(op, c) => self.prep_op(auth, &MultiOpRef::Create(*op, c)),
+            Request::CreateTtl(c) => self.prep_op(auth, &MultiOpRef::CreateTtl(c)),
+            Request::Delete(d) => self.prep_op(auth, &MultiOpRef::Delete(d)),
+            Request::SetData(d) => self.prep_op(auth, &MultiOpRef::SetData(d)),
+            Request::SetAcl(d) => self.prep_set_acl(auth, &d.path, &d.acl, d.version),
+            Request::Check(c) => self.prep_op(auth, &MultiOpRef::Check(c)),
             Request::Reconfig(_) => {
                 if self.settings.reconfig_enabled {
                     fail(ErrorCode::Unimplemented)
@@ -975,7 +964,7 @@ impl Processor {
                     fail(ErrorCode::ReconfigDisabled)
                 }
             }
-            Request::Multi(ops) => Ok(self.prep_multi(&hdr, session, auth, ops)),
+            Request::Multi(ops) => Ok(self.prep_multi(&hdr, auth, ops)),
             _ => fail(ErrorCode::Unimplemented),
         };
         match prepared {
@@ -1053,7 +1042,6 @@ impl Processor {
     fn prep_create(
         &self,
         op: OpCode,
-        session: i64,
         auth: &[Id],
         p: &str,
         data: &Bytes,
@@ -1115,7 +1103,6 @@ impl Processor {
                 ttl,
             })
         } else {
-            let _ = session;
             Txn::Create(
                 if op == OpCode::CreateTtl {
                     OpCode::Create2
@@ -1131,6 +1118,27 @@ impl Processor {
                 },
             )
         })
+    }
+
+    /// Validates one write that may stand alone or inside a multi.
+    fn prep_op(&self, auth: &[Id], op: &MultiOpRef<'_>) -> Res<Txn> {
+        match *op {
+            MultiOpRef::Create(o, c) => {
+                self.prep_create(o, auth, &c.path, &c.data, &c.acl, c.flags, -1)
+            }
+            MultiOpRef::CreateTtl(c) => self.prep_create(
+                OpCode::CreateTtl,
+                auth,
+                &c.path,
+                &c.data,
+                &c.acl,
+                c.flags,
+                c.ttl,
+            ),
+            MultiOpRef::Delete(d) => self.prep_delete(auth, &d.path, d.version),
+            MultiOpRef::SetData(d) => self.prep_set_data(auth, &d.path, &d.data, d.version),
+            MultiOpRef::Check(c) => self.prep_check(auth, &c.path, c.version),
+        }
     }
 
     fn prep_delete(&self, auth: &[Id], p: &str, version: i32) -> Res<Txn> {
@@ -1197,7 +1205,7 @@ impl Processor {
     /// with its outstanding changes. The result is the transaction to log:
     /// the real ops, or, on a failure, the ops up to the failing one and
     /// error markers after it.
-    fn prep_multi(&mut self, hdr: &TxnHeader, session: i64, auth: &[Id], ops: &[MultiOp]) -> Txn {
+    fn prep_multi(&mut self, hdr: &TxnHeader, auth: &[Id], ops: &[MultiOp]) -> Txn {
         let mut txns = Vec::with_capacity(ops.len());
         let mut undos = Vec::new();
         let mut failed = false;
@@ -1207,24 +1215,9 @@ impl Processor {
                 txns.push(Txn::error(ErrorCode::RuntimeInconsistency));
                 continue;
             }
-            let prepared = match op {
-                MultiOp::Create(o, c) => {
-                    self.prep_create(*o, session, auth, &c.path, &c.data, &c.acl, c.flags, -1)
-                }
-                MultiOp::CreateTtl(c) => self.prep_create(
-                    OpCode::CreateTtl,
-                    session,
-                    auth,
-                    &c.path,
-                    &c.data,
-                    &c.acl,
-                    c.flags,
-                    c.ttl,
-                ),
-                MultiOp::Delete(d) => self.prep_delete(auth, &d.path, d.version),
-                MultiOp::SetData(s) => self.prep_set_data(auth, &s.path, &s.data, s.version),
-                MultiOp::Check(c) => self.prep_check(auth, &c.path, c.version),
-                _ => fail(ErrorCode::BadArguments),
+            let prepared = match MultiOpRef::of(op) {
+                Some(w) => self.prep_op(auth, &w),
+                None => fail(ErrorCode::BadArguments),
             };
             match prepared {
                 Ok(txn) => {
@@ -1367,6 +1360,29 @@ impl Processor {
             }
         }
         v
+    }
+}
+
+/// A write, borrowed from a request or from a multi.
+enum MultiOpRef<'a> {
+    Create(OpCode, &'a CreateRequest),
+    CreateTtl(&'a CreateTtlRequest),
+    Delete(&'a DeleteRequest),
+    SetData(&'a SetDataRequest),
+    Check(&'a CheckVersionRequest),
+}
+
+impl<'a> MultiOpRef<'a> {
+    /// The write inside a multi op; None for reads.
+    fn of(op: &'a MultiOp) -> Option<MultiOpRef<'a>> {
+        Some(match op {
+            MultiOp::Create(o, c) => MultiOpRef::Create(*o, c),
+            MultiOp::CreateTtl(c) => MultiOpRef::CreateTtl(c),
+            MultiOp::Delete(d) => MultiOpRef::Delete(d),
+            MultiOp::SetData(d) => MultiOpRef::SetData(d),
+            MultiOp::Check(c) => MultiOpRef::Check(c),
+            MultiOp::GetChildren(_) | MultiOp::GetData(_) => return None,
+        })
     }
 }
 
