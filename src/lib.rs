@@ -14,4 +14,5 @@ pub mod proto;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod quorum;
 pub mod tree;

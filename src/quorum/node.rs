@@ -1,0 +1,340 @@
+//! One server of the ensemble: the election and the ZAB roles glued
+//! together around the server's [`History`]. The shell feeds [`Input`]s and
+//! executes the returned [`Action`]s in order:
+//!
+//! * `Send` — frame and send on the election port (`Message::Election`) or
+//!   the quorum connection (`Message::Zab`). When sending `Snap`, the shell
+//!   appends a snapshot of its data tree, which is then exactly at the SNAP
+//!   zxid because every earlier `Apply` was executed.
+//! * `Persist` — write to the txn log / epoch files, in order; report
+//!   `Input::Persisted { seq }` when durable.
+//! * `Apply` — apply a committed txn to the data tree.
+//! * `Disconnect` — close the quorum connection with a peer.
+//! * `Status` — the server's role changed (for `srvr`/`mntr`, and to know
+//!   when to serve clients).
+//!
+//! Time arrives as `Input::Tick { now_ms }`; ZAB ticks every `tick_ms`.
+
+use bytes::Bytes;
+
+use super::election::{Election, ElectionConfig, ElectionOutput};
+use super::wire::{Notification, ServerState, ZabMessage};
+use super::zab::{self, History, Leader, Learner, PersistOp, PersistentState, StepDown, ZabConfig};
+use super::{Membership, ServerId, Zxid};
+
+pub use super::zab::Entry;
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub me: ServerId,
+    pub membership: Membership,
+    /// zoo.cfg `tickTime`.
+    pub tick_ms: u64,
+    pub init_limit: u64,
+    pub sync_limit: u64,
+    /// Committed txns kept in memory for DIFF; a learner further behind
+    /// gets a SNAP.
+    pub log_window: usize,
+}
+
+/// A message between servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Election(Notification),
+    Zab(ZabMessage),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Tick { now_ms: u64 },
+    Message { from: ServerId, msg: Message },
+    Persisted { seq: u64 },
+    /// The election connection with `peer` came up.
+    Connected(ServerId),
+    /// The quorum connection with `peer` closed.
+    Disconnected(ServerId),
+}
+
+/// The server's role, as `srvr` would report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Looking,
+    /// Leading, not yet established (discovery or synchronisation).
+    LeaderElect { epoch: Option<i64> },
+    /// Leading and established: a quorum acked NEWLEADER.
+    Leading { epoch: i64 },
+    /// Following or observing, not yet up to date.
+    Syncing { leader: ServerId },
+    /// Following or observing and up to date: serving clients.
+    Serving { leader: ServerId, observer: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Send { to: ServerId, msg: Message },
+    Persist { seq: u64, op: PersistOp },
+    Apply(Entry),
+    Disconnect(ServerId),
+    Status(Status),
+    /// A role ended abnormally: the peer broke the protocol.
+    Violation(String),
+}
+
+#[derive(Debug, Clone)]
+enum Role {
+    Looking,
+    Leading(Leader),
+    Learning(Learner),
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    cfg: NodeConfig,
+    hist: History,
+    election: Election,
+    role: Role,
+    now: u64,
+    next_tick_at: u64,
+    status: Status,
+}
+
+impl Node {
+    /// A server starting from what is on its disk. Call [`Node::start`].
+    pub fn new(cfg: NodeConfig, disk: PersistentState) -> Self {
+        let hist = History::new(disk, cfg.log_window);
+        let election = Election::new(ElectionConfig::new(cfg.me, cfg.membership.clone()));
+        Node {
+            cfg,
+            hist,
+            election,
+            role: Role::Looking,
+            now: 0,
+            next_tick_at: 0,
+            status: Status::Looking,
+        }
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.cfg.me
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn history(&self) -> &History {
+        &self.hist
+    }
+
+    /// True when this server may serve client reads and writes.
+    pub fn is_serving(&self) -> bool {
+        matches!(self.status, Status::Leading { .. } | Status::Serving { .. })
+    }
+
+    pub fn start(&mut self, now_ms: u64) -> Vec<Action> {
+        self.now = now_ms;
+        self.next_tick_at = now_ms + self.cfg.tick_ms;
+        let mut out = Vec::new();
+        self.look(&mut out);
+        out
+    }
+
+    fn zab_config(&self) -> ZabConfig {
+        ZabConfig {
+            me: self.cfg.me,
+            membership: self.cfg.membership.clone(),
+            init_limit: self.cfg.init_limit,
+            sync_limit: self.cfg.sync_limit,
+            config_text: Bytes::new(),
+            config_version: 0,
+        }
+    }
+
+    fn set_status(&mut self, s: Status, out: &mut Vec<Action>) {
+        if s != self.status {
+            self.status = s;
+            out.push(Action::Status(s));
+        }
+    }
+
+    fn refresh_status(&mut self, out: &mut Vec<Action>) {
+        let s = match &self.role {
+            Role::Looking => Status::Looking,
+            Role::Leading(l) => match (l.is_established(), l.epoch()) {
+                (true, Some(epoch)) => Status::Leading { epoch },
+                (_, epoch) => Status::LeaderElect { epoch },
+            },
+            Role::Learning(l) if l.is_serving() => Status::Serving {
+                leader: l.leader(),
+                observer: l.is_observer(),
+            },
+            Role::Learning(l) => Status::Syncing { leader: l.leader() },
+        };
+        self.set_status(s, out);
+    }
+
+    /// Back to LOOKING: close quorum connections, apply what is logged
+    /// (ZooKeeper's fast-forward), start an election round.
+    fn look(&mut self, out: &mut Vec<Action>) {
+        let mut zab_out = Vec::new();
+        match std::mem::replace(&mut self.role, Role::Looking) {
+            Role::Leading(l) => {
+                for id in l.learners() {
+                    zab_out.push(zab::Action::Disconnect(id));
+                }
+            }
+            Role::Learning(l) => zab_out.push(zab::Action::Disconnect(l.leader())),
+            Role::Looking => {}
+        }
+        self.hist.fast_forward(&mut zab_out);
+        self.push_zab(zab_out, out);
+        self.set_status(Status::Looking, out);
+        let eo = self
+            .election
+            .start(self.now, self.hist.last_logged(), self.hist.current_epoch);
+        self.push_election(eo, out);
+    }
+
+    fn push_zab(&self, zab_out: Vec<zab::Action>, out: &mut Vec<Action>) {
+        out.extend(zab_out.into_iter().map(|a| match a {
+            zab::Action::Send { to, msg } => Action::Send {
+                to,
+                msg: Message::Zab(msg),
+            },
+            zab::Action::Persist { seq, op } => Action::Persist { seq, op },
+            zab::Action::Apply(e) => Action::Apply(e),
+            zab::Action::Disconnect(id) => Action::Disconnect(id),
+        }));
+    }
+
+    fn push_election(&mut self, eo: Vec<ElectionOutput>, out: &mut Vec<Action>) {
+        for o in eo {
+            match o {
+                ElectionOutput::Send { to, notification } => out.push(Action::Send {
+                    to,
+                    msg: Message::Election(notification),
+                }),
+                ElectionOutput::Decided(d) => {
+                    let mut zo = Vec::new();
+                    let result = if d.state == ServerState::Leading {
+                        let mut l = Leader::new(self.zab_config());
+                        let r = l.start(&mut self.hist, &mut zo);
+                        self.role = Role::Leading(l);
+                        r
+                    } else {
+                        let mut l = Learner::new(self.zab_config(), d.leader, d.state == ServerState::Observing);
+                        l.start(&self.hist, &mut zo);
+                        self.role = Role::Learning(l);
+                        Ok(())
+                    };
+                    self.push_zab(zo, out);
+                    self.after(result, out);
+                }
+            }
+        }
+    }
+
+    /// Handles a role's result: refresh the status, or step down.
+    fn after(&mut self, result: Result<(), StepDown>, out: &mut Vec<Action>) {
+        match result {
+            Ok(()) => self.refresh_status(out),
+            Err(why) => {
+                if let StepDown::Violation(v) = why {
+                    out.push(Action::Violation(format!("server {}: {v}", self.cfg.me)));
+                }
+                self.look(out);
+            }
+        }
+    }
+
+    pub fn step(&mut self, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mut zo = Vec::new();
+        let result = match input {
+            Input::Tick { now_ms } => {
+                self.now = now_ms.max(self.now);
+                let eo = self.election.on_tick(self.now);
+                self.push_election(eo, &mut out);
+                let mut r = Ok(());
+                while self.now >= self.next_tick_at && r.is_ok() {
+                    self.next_tick_at += self.cfg.tick_ms;
+                    r = match &mut self.role {
+                        Role::Looking => Ok(()),
+                        Role::Leading(l) => l.on_tick(&mut zo),
+                        Role::Learning(l) => l.on_tick(),
+                    };
+                }
+                r
+            }
+            Input::Message {
+                from,
+                msg: Message::Election(n),
+            } => {
+                let eo = self.election.on_notification(self.now, from, &n);
+                self.push_election(eo, &mut out);
+                Ok(())
+            }
+            Input::Message {
+                from,
+                msg: Message::Zab(m),
+            } => match &mut self.role {
+                // Not leading or learning: refuse the connection.
+                Role::Looking => {
+                    zo.push(zab::Action::Disconnect(from));
+                    Ok(())
+                }
+                Role::Leading(l) => l.on_message(&mut self.hist, from, m, &mut zo),
+                Role::Learning(l) => l.on_message(&mut self.hist, from, m, &mut zo),
+            },
+            Input::Persisted { seq } => {
+                self.hist.persisted(seq);
+                match &mut self.role {
+                    Role::Looking => Ok(()),
+                    Role::Leading(l) => l.on_persisted(&mut self.hist, &mut zo),
+                    Role::Learning(l) => {
+                        l.on_persisted(&self.hist, &mut zo);
+                        Ok(())
+                    }
+                }
+            }
+            Input::Connected(peer) => {
+                let eo = self.election.on_connected(peer);
+                self.push_election(eo, &mut out);
+                Ok(())
+            }
+            Input::Disconnected(peer) => match &mut self.role {
+                Role::Leading(l) => {
+                    l.on_disconnected(peer);
+                    Ok(())
+                }
+                Role::Learning(l) if l.leader() == peer => Err(StepDown::Normal("lost the leader".into())),
+                _ => Ok(()),
+            },
+        };
+        self.push_zab(zo, &mut out);
+        self.after(result, &mut out);
+        out
+    }
+
+    /// Proposes a client write; only an established leader accepts it.
+    pub fn propose(&mut self, txn: Bytes) -> Option<(Zxid, Vec<Action>)> {
+        let Role::Leading(l) = &mut self.role else {
+            return None;
+        };
+        let mut zo = Vec::new();
+        let mut out = Vec::new();
+        let r = l.propose(&mut self.hist, txn, &mut zo);
+        self.push_zab(zo, &mut out);
+        match r {
+            Ok(z) => {
+                self.refresh_status(&mut out);
+                Some((z, out))
+            }
+            Err(StepDown::Normal(why)) if why == "not established" => None,
+            Err(e) => {
+                self.after(Err(e), &mut out);
+                Some((0, out))
+            }
+        }
+    }
+}
