@@ -191,12 +191,15 @@ impl History {
         Ok(self.persist(PersistOp::Append(e), out))
     }
 
+    /// Truncation may reach below the in-memory window (entries compacted
+    /// from memory, or applied by fast-forward, are still in the txn log on
+    /// disk); the shell truncates its log and reloads.
     fn truncate(&mut self, zxid: Zxid, out: &mut Vec<Action>) -> Result<(), StepDown> {
-        if zxid < self.base {
-            return violation(format!("truncate to {zxid:#x} below the snapshot {:#x}", self.base));
-        }
         while self.entries.back().is_some_and(|e| e.zxid > zxid) {
             self.entries.pop_back();
+        }
+        if zxid < self.base {
+            self.base = zxid;
         }
         self.committed = self.committed.min(zxid);
         self.persist(PersistOp::Truncate(zxid), out);
