@@ -65,6 +65,9 @@ struct SimNode {
     /// The snapshot that followed the last SNAP packet received.
     staged_snapshot: Option<(Zxid, Vec<Entry>)>,
     incarnation: u64,
+    /// How many leading applied txns were already checked against the
+    /// global committed sequence.
+    checked: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +173,7 @@ impl Sim {
                     applied: Vec::new(),
                     staged_snapshot: None,
                     incarnation: 0,
+                    checked: 0,
                 },
             );
         }
@@ -255,6 +259,7 @@ impl Sim {
         let actions = node.start(self.now);
         let sn = self.nodes.get_mut(&id).expect("node exists");
         sn.applied = sn.disk.log.clone();
+        sn.checked = 0;
         sn.node = Some(node);
         sn.incarnation += 1;
         sn.pending.clear();
@@ -302,15 +307,21 @@ impl Sim {
                     };
                     let sn = self.nodes.get_mut(&id).expect("node exists");
                     match &op {
-                        PersistOp::Truncate(z) => sn.applied.retain(|e| e.zxid <= *z),
-                        PersistOp::InstallSnapshot(_) => sn.applied = snapshot.clone().unwrap_or_default(),
+                        PersistOp::Truncate(z) => {
+                            sn.applied.retain(|e| e.zxid <= *z);
+                            sn.checked = sn.checked.min(sn.applied.len());
+                        }
+                        PersistOp::InstallSnapshot(_) => {
+                            sn.applied = snapshot.clone().unwrap_or_default();
+                            sn.checked = 0;
+                        }
                         _ => {}
                     }
                     sn.pending.push_back((seq, op, snapshot));
                     if !sn.sync_scheduled {
                         sn.sync_scheduled = true;
                         let inc = sn.incarnation;
-                        let d = self.rng.range(1, 15);
+                        let d = self.rng.range(1, 40);
                         self.schedule(d, Event::DiskSync { node: id, incarnation: inc });
                     }
                 }
@@ -575,20 +586,26 @@ impl Sim {
             if !node.is_serving() {
                 continue;
             }
-            let applied = sn.applied.clone();
-            for (i, e) in applied.iter().enumerate() {
+            let from = sn.checked;
+            let len = sn.applied.len();
+            for i in from..len {
+                let e = &self.nodes[&id].applied[i];
                 match self.global.get(i) {
                     Some(g) if g == e => {}
                     Some(g) => {
-                        let (gz, ez) = (g.zxid, e.zxid);
-                        self.fail(&format!(
-                            "server {id} diverges at index {i}: has {ez:#x} {:?}, committed history has {gz:#x} {:?}",
-                            e.txn, g.txn
-                        ))
+                        let msg = format!(
+                            "server {id} diverges at index {i}: has {:#x} {:?}, committed history has {:#x} {:?}",
+                            e.zxid, e.txn, g.zxid, g.txn
+                        );
+                        self.fail(&msg)
                     }
-                    None => self.global.push(e.clone()),
+                    None => {
+                        let e = e.clone();
+                        self.global.push(e);
+                    }
                 }
             }
+            self.nodes.get_mut(&id).expect("node").checked = len;
         }
     }
 
@@ -630,7 +647,8 @@ impl Sim {
             sn.node
                 .as_ref()
                 .is_some_and(|n| matches!(n.status(), Status::Leading { .. }) || n.status() == Status::Serving { leader: lid, observer: false })
-                && &sn.applied == la
+                && sn.applied.len() == la.len()
+                && sn.applied.last() == la.last()
         }) && la.len() >= self.global.len()
     }
 
