@@ -488,6 +488,17 @@ impl Sim {
                 self.schedule(after, Event::Restart(victim));
             }
         }
+        if down == 0 && self.rng.chance(3) {
+            // A power cut: a majority crashes at once, losing unsynced writes.
+            let count = n / 2 + 1;
+            let start = self.rng.below(n);
+            for k in 0..count.min(n - 1) {
+                let victim = ids[((start + k) % n) as usize];
+                self.crash(victim);
+                let after = self.rng.range(100, 3000);
+                self.schedule(after, Event::Restart(victim));
+            }
+        }
         if self.partition.is_none() && self.rng.chance(5) {
             let size = self.rng.range(1, n / 2);
             let mut group = BTreeSet::new();
