@@ -13,7 +13,8 @@
 //! elected, must commit new writes, and every server must converge.
 //!
 //! A failure prints its seed; `RZK_SIM_SEED=<seed>` replays one exactly and
-//! `RZK_SIM_SEEDS=<n>` runs a longer soak of n seeds per ensemble size.
+//! `RZK_SIM_SEEDS=<n>` runs a longer soak of n seeds per ensemble shape
+//! (`RZK_SIM_BASE` picks the first seed).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -133,8 +134,10 @@ pub struct Sim {
 const TICK_MS: u64 = 50;
 
 impl Sim {
-    pub fn new(seed: u64, n: u64) -> Self {
-        let membership = Membership::new((1..=n).collect(), BTreeSet::new());
+    /// `voters` participants (ids 1..) and `observers` observers after them.
+    pub fn new(seed: u64, voters: u64, observers: u64) -> Self {
+        let n = voters + observers;
+        let membership = Membership::new((1..=voters).collect(), (voters + 1..=n).collect());
         let cfg = NodeConfig {
             me: 0,
             membership,
@@ -494,6 +497,9 @@ impl Sim {
             let start = self.rng.below(n);
             for k in 0..count.min(n - 1) {
                 let victim = ids[((start + k) % n) as usize];
+                if !self.alive(victim) {
+                    continue;
+                }
                 self.crash(victim);
                 let after = self.rng.range(100, 3000);
                 self.schedule(after, Event::Restart(victim));
@@ -657,7 +663,14 @@ impl Sim {
         self.nodes.values().all(|sn| {
             sn.node
                 .as_ref()
-                .is_some_and(|n| matches!(n.status(), Status::Leading { .. }) || n.status() == Status::Serving { leader: lid, observer: false })
+                .is_some_and(|n| {
+                    matches!(n.status(), Status::Leading { .. })
+                        || n.status()
+                            == Status::Serving {
+                                leader: lid,
+                                observer: !self.cfg.membership.is_voter(n.id()),
+                            }
+                })
                 && sn.applied.len() == la.len()
                 && sn.applied.last() == la.last()
         }) && la.len() >= self.global.len()
@@ -700,13 +713,13 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, n: u64) -> Stats {
-    let mut sim = Sim::new(seed, n);
+fn run_seed(seed: u64, (voters, observers): (u64, u64)) -> Stats {
+    let mut sim = Sim::new(seed, voters, observers);
     sim.run(20_000);
     sim.stats.clone()
 }
 
-fn run_seeds(seeds: impl Iterator<Item = u64>, n: u64) -> Stats {
+fn run_seeds(seeds: impl Iterator<Item = u64>, n: (u64, u64)) -> Stats {
     let mut total = Stats::default();
     for seed in seeds {
         let s = run_seed(seed, n);
@@ -731,35 +744,41 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn same_seed_same_history() {
-    let mut a = Sim::new(7, 3);
+    let mut a = Sim::new(7, 3, 0);
     a.run(5_000);
-    let mut b = Sim::new(7, 3);
+    let mut b = Sim::new(7, 3, 0);
     b.run(5_000);
     assert_eq!(a.global, b.global);
     assert_eq!(a.now, b.now);
 }
 
+fn fixed(name: &str, shape: (u64, u64), seeds: std::ops::RangeInclusive<u64>) -> Option<Stats> {
+    if let Some(seed) = env_u64("RZK_SIM_SEED") {
+        eprintln!("{name}, seed {seed}: {:?}", run_seed(seed, shape));
+        return None;
+    }
+    let s = run_seeds(seeds, shape);
+    eprintln!("{name}: {s:?}");
+    assert!(s.crashes > 0 && s.partitions > 0 && s.committed_writes > 0);
+    Some(s)
+}
+
 #[test]
 fn fixed_seeds_three_nodes() {
-    if let Some(seed) = env_u64("RZK_SIM_SEED") {
-        eprintln!("{:?}", run_seed(seed, 3));
-        return;
+    if let Some(s) = fixed("3 nodes", (3, 0), 1..=40) {
+        assert!(s.snaps > 0 && s.truncs > 0 && s.diffs > 0, "sync paths not all exercised: {s:?}");
+        assert!(s.lost_unsynced_writes > 0, "no crash lost a write: {s:?}");
     }
-    let s = run_seeds(1..=24, 3);
-    eprintln!("3 nodes: {s:?}");
-    assert!(s.crashes > 0 && s.partitions > 0 && s.committed_writes > 0);
-    assert!(s.snaps > 0 && s.truncs > 0 && s.diffs > 0, "sync paths not all exercised: {s:?}");
 }
 
 #[test]
 fn fixed_seeds_five_nodes() {
-    if let Some(seed) = env_u64("RZK_SIM_SEED") {
-        eprintln!("{:?}", run_seed(seed, 5));
-        return;
-    }
-    let s = run_seeds(1001..=1016, 5);
-    eprintln!("5 nodes: {s:?}");
-    assert!(s.crashes > 0 && s.partitions > 0 && s.committed_writes > 0);
+    fixed("5 nodes", (5, 0), 1001..=1024);
+}
+
+#[test]
+fn fixed_seeds_three_voters_two_observers() {
+    fixed("3 voters + 2 observers", (3, 2), 2001..=2016);
 }
 
 #[test]
@@ -768,8 +787,8 @@ fn soak() {
         return;
     };
     let base = env_u64("RZK_SIM_BASE").unwrap_or(1_000_000);
-    for size in [3, 5] {
-        let s = run_seeds(base..base + n, size);
-        eprintln!("soak {size} nodes x {n} seeds: {s:?}");
+    for shape in [(3, 0), (5, 0), (3, 2)] {
+        let s = run_seeds(base..base + n, shape);
+        eprintln!("soak {shape:?} x {n} seeds: {s:?}");
     }
 }

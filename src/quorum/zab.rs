@@ -920,7 +920,9 @@ impl Learner {
             (LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving, ZabMessage::Commit { zxid }) => {
                 hist.commit_next(zxid, out)
             }
-            (LearnerPhase::Serving, ZabMessage::Inform { zxid, txn }) if self.observer => {
+            (LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving, ZabMessage::Inform { zxid, txn })
+                if self.observer =>
+            {
                 hist.append(Entry { zxid, txn }, out)?;
                 hist.commit_next(zxid, out)
             }
