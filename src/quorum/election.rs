@@ -240,16 +240,19 @@ impl Election {
     }
 
     fn current_vote_reply(&self, to: ServerId) -> ElectionOutput {
-        let (vote, ee) = self
-            .current
-            .unwrap_or((self.proposal, self.logical_clock));
+        let (vote, ee) = self.current.unwrap_or((self.proposal, self.logical_clock));
         ElectionOutput::Send {
             to,
             notification: self.notification(vote, ee, self.state),
         }
     }
 
-    pub fn on_notification(&mut self, now: u64, from: ServerId, n: &Notification) -> Vec<ElectionOutput> {
+    pub fn on_notification(
+        &mut self,
+        now: u64,
+        from: ServerId,
+        n: &Notification,
+    ) -> Vec<ElectionOutput> {
         let mut out = Vec::new();
         // Non-voters (observers) get our current vote right away and are
         // otherwise ignored.
@@ -304,7 +307,11 @@ impl Election {
                 if n.election_epoch > self.logical_clock {
                     self.logical_clock = n.election_epoch;
                     self.recv_set.clear();
-                    self.proposal = if vote.beats(&self.init) { vote } else { self.init };
+                    self.proposal = if vote.beats(&self.init) {
+                        vote
+                    } else {
+                        self.init
+                    };
                     self.send_notifications(&mut out);
                 } else if n.election_epoch < self.logical_clock {
                     return out;
@@ -379,7 +386,12 @@ impl Election {
 
     /// `checkLeader`: unless we are the one proposed, the proposed leader
     /// must itself say it is LEADING; if we are, it must be this round.
-    fn check_leader(&self, votes: &BTreeMap<ServerId, Received>, leader: i64, election_epoch: i64) -> bool {
+    fn check_leader(
+        &self,
+        votes: &BTreeMap<ServerId, Received>,
+        leader: i64,
+        election_epoch: i64,
+    ) -> bool {
         if leader != self.cfg.me as i64 {
             votes
                 .get(&(leader as ServerId))
@@ -458,12 +470,26 @@ mod tests {
 
     #[test]
     fn highest_epoch_then_zxid_then_id_wins() {
-        let d = run(3, &[(make_zxid(1, 5), 1), (make_zxid(1, 5), 1), (make_zxid(1, 3), 1)]);
+        let d = run(
+            3,
+            &[
+                (make_zxid(1, 5), 1),
+                (make_zxid(1, 5), 1),
+                (make_zxid(1, 3), 1),
+            ],
+        );
         assert_eq!(d.len(), 3);
         assert!(d.values().all(|d| d.leader == 2));
         assert_eq!(d[&2].state, ServerState::Leading);
         assert_eq!(d[&1].state, ServerState::Following);
-        let d = run(3, &[(make_zxid(1, 9), 1), (make_zxid(2, 0), 2), (make_zxid(1, 9), 1)]);
+        let d = run(
+            3,
+            &[
+                (make_zxid(1, 9), 1),
+                (make_zxid(2, 0), 2),
+                (make_zxid(1, 9), 1),
+            ],
+        );
         assert!(d.values().all(|d| d.leader == 2));
     }
 
@@ -484,13 +510,20 @@ mod tests {
             state: ServerState::Following,
             ..leading.clone()
         };
-        assert!(e.on_notification(10, 1, &leading).iter().all(|o| !matches!(o, ElectionOutput::Decided(_))));
+        assert!(
+            e.on_notification(10, 1, &leading)
+                .iter()
+                .all(|o| !matches!(o, ElectionOutput::Decided(_)))
+        );
         let out = e.on_notification(20, 2, &following);
         let d = out.iter().find_map(|o| match o {
             ElectionOutput::Decided(d) => Some(*d),
             _ => None,
         });
-        assert_eq!(d.map(|d| (d.leader, d.state)), Some((1, ServerState::Following)));
+        assert_eq!(
+            d.map(|d| (d.leader, d.state)),
+            Some((1, ServerState::Following))
+        );
         assert_eq!(e.logical_clock(), 9);
     }
 
@@ -508,7 +541,10 @@ mod tests {
         }
         let gaps: Vec<u64> = sends_at.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(gaps[0], 400);
-        assert!(gaps.iter().all(|&g| g <= MAX_NOTIFICATION_INTERVAL_MS + 100));
+        assert!(
+            gaps.iter()
+                .all(|&g| g <= MAX_NOTIFICATION_INTERVAL_MS + 100)
+        );
         assert!(gaps.iter().any(|&g| g >= MAX_NOTIFICATION_INTERVAL_MS));
     }
 

@@ -46,9 +46,16 @@ pub enum Message {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    Tick { now_ms: u64 },
-    Message { from: ServerId, msg: Message },
-    Persisted { seq: u64 },
+    Tick {
+        now_ms: u64,
+    },
+    Message {
+        from: ServerId,
+        msg: Message,
+    },
+    Persisted {
+        seq: u64,
+    },
     /// The election connection with `peer` came up.
     Connected(ServerId),
     /// The quorum connection with `peer` closed.
@@ -60,19 +67,34 @@ pub enum Input {
 pub enum Status {
     Looking,
     /// Leading, not yet established (discovery or synchronisation).
-    LeaderElect { epoch: Option<i64> },
+    LeaderElect {
+        epoch: Option<i64>,
+    },
     /// Leading and established: a quorum acked NEWLEADER.
-    Leading { epoch: i64 },
+    Leading {
+        epoch: i64,
+    },
     /// Following or observing, not yet up to date.
-    Syncing { leader: ServerId },
+    Syncing {
+        leader: ServerId,
+    },
     /// Following or observing and up to date: serving clients.
-    Serving { leader: ServerId, observer: bool },
+    Serving {
+        leader: ServerId,
+        observer: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { to: ServerId, msg: Message },
-    Persist { seq: u64, op: PersistOp },
+    Send {
+        to: ServerId,
+        msg: Message,
+    },
+    Persist {
+        seq: u64,
+        op: PersistOp,
+    },
     Apply(Entry),
     Disconnect(ServerId),
     Status(Status),
@@ -222,7 +244,11 @@ impl Node {
                         self.role = Role::Leading(l);
                         r
                     } else {
-                        let mut l = Learner::new(self.zab_config(), d.leader, d.state == ServerState::Observing);
+                        let mut l = Learner::new(
+                            self.zab_config(),
+                            d.leader,
+                            d.state == ServerState::Observing,
+                        );
                         l.start(&self.hist, &mut zo);
                         self.role = Role::Learning(l);
                         Ok(())
@@ -307,7 +333,9 @@ impl Node {
                     l.on_disconnected(peer);
                     Ok(())
                 }
-                Role::Learning(l) if l.leader() == peer => Err(StepDown::Normal("lost the leader".into())),
+                Role::Learning(l) if l.leader() == peer => {
+                    Err(StepDown::Normal("lost the leader".into()))
+                }
                 _ => Ok(()),
             },
         };
@@ -316,24 +344,24 @@ impl Node {
         out
     }
 
-    /// Proposes a client write; only an established leader accepts it.
-    pub fn propose(&mut self, txn: Bytes) -> Option<(Zxid, Vec<Action>)> {
-        let Role::Leading(l) = &mut self.role else {
-            return None;
-        };
-        let mut zo = Vec::new();
+    /// Proposes a client write. Only an established leader accepts it (the
+    /// zxid is returned); the actions must be executed either way.
+    pub fn propose(&mut self, txn: Bytes) -> (Option<Zxid>, Vec<Action>) {
         let mut out = Vec::new();
+        let Role::Leading(l) = &mut self.role else {
+            return (None, out);
+        };
+        if !l.is_established() {
+            return (None, out);
+        }
+        let mut zo = Vec::new();
         let r = l.propose(&mut self.hist, txn, &mut zo);
         self.push_zab(zo, &mut out);
         match r {
-            Ok(z) => {
-                self.refresh_status(&mut out);
-                Some((z, out))
-            }
-            Err(StepDown::Normal(why)) if why == "not established" => None,
+            Ok(z) => (Some(z), out),
             Err(e) => {
                 self.after(Err(e), &mut out);
-                Some((0, out))
+                (None, out)
             }
         }
     }

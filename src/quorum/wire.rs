@@ -274,27 +274,63 @@ pub const LEARNER_PROTOCOL_VERSION: i32 = 0x10000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZabMessage {
     /// learner → leader; zxid = acceptedEpoch << 32.
-    FollowerInfo { accepted_epoch: i64, info: LearnerInfo },
-    ObserverInfo { accepted_epoch: i64, info: LearnerInfo },
+    FollowerInfo {
+        accepted_epoch: i64,
+        info: LearnerInfo,
+    },
+    ObserverInfo {
+        accepted_epoch: i64,
+        info: LearnerInfo,
+    },
     /// leader → learner; zxid = newEpoch << 32, data = protocol version (i32).
-    LeaderInfo { new_epoch: i64, protocol_version: i32 },
+    LeaderInfo {
+        new_epoch: i64,
+        protocol_version: i32,
+    },
     /// learner → leader; data = currentEpoch as i32 (-1 when the learner had
     /// already accepted this epoch), zxid = last logged zxid.
-    AckEpoch { current_epoch: i64, last_zxid: Zxid },
+    AckEpoch {
+        current_epoch: i64,
+        last_zxid: Zxid,
+    },
     /// Sync by proposals and commits after `zxid` (the leader's last zxid).
-    Diff { zxid: Zxid },
+    Diff {
+        zxid: Zxid,
+    },
     /// Truncate the log to `zxid`, then proposals and commits follow.
-    Trunc { zxid: Zxid },
+    Trunc {
+        zxid: Zxid,
+    },
     /// A full snapshot at `zxid` follows the packet on the stream.
-    Snap { zxid: Zxid },
-    Proposal { zxid: Zxid, txn: Bytes },
-    Commit { zxid: Zxid },
-    Inform { zxid: Zxid, txn: Bytes },
+    Snap {
+        zxid: Zxid,
+    },
+    Proposal {
+        zxid: Zxid,
+        txn: Bytes,
+    },
+    Commit {
+        zxid: Zxid,
+    },
+    Inform {
+        zxid: Zxid,
+        txn: Bytes,
+    },
     /// zxid = newEpoch << 32; data = the leader's config text.
-    NewLeader { zxid: Zxid, config: Bytes },
-    UpToDate { zxid: Zxid },
-    Ack { zxid: Zxid },
-    Ping { zxid: Zxid, data: Bytes },
+    NewLeader {
+        zxid: Zxid,
+        config: Bytes,
+    },
+    UpToDate {
+        zxid: Zxid,
+    },
+    Ack {
+        zxid: Zxid,
+    },
+    Ping {
+        zxid: Zxid,
+        data: Bytes,
+    },
     /// Anything else (REQUEST, SYNC, REVALIDATE, *ANDACTIVATE): kept raw for
     /// the layers above; the cores here do not interpret it yet.
     Other(QuorumPacket),

@@ -51,8 +51,14 @@ pub enum PersistOp {
 /// What a role asks its server to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { to: ServerId, msg: ZabMessage },
-    Persist { seq: u64, op: PersistOp },
+    Send {
+        to: ServerId,
+        msg: ZabMessage,
+    },
+    Persist {
+        seq: u64,
+        op: PersistOp,
+    },
     /// A committed txn to apply to the data tree, in zxid order.
     Apply(Entry),
     /// Close the quorum connection with this peer.
@@ -110,7 +116,11 @@ impl History {
     /// After a restart everything on disk has been applied (ZooKeeper
     /// replays its whole log), so the committed point is the last zxid.
     pub fn new(p: PersistentState, window: usize) -> Self {
-        let mut entries: VecDeque<Entry> = p.log.into_iter().filter(|e| e.zxid > p.snapshot_zxid).collect();
+        let mut entries: VecDeque<Entry> = p
+            .log
+            .into_iter()
+            .filter(|e| e.zxid > p.snapshot_zxid)
+            .collect();
         let mut base = p.snapshot_zxid;
         while entries.len() > window {
             base = entries.pop_front().map(|e| e.zxid).unwrap_or(base);
@@ -246,7 +256,10 @@ impl History {
 
     fn compact(&mut self) {
         while self.entries.len() > self.window
-            && self.entries.front().is_some_and(|e| e.zxid <= self.committed)
+            && self
+                .entries
+                .front()
+                .is_some_and(|e| e.zxid <= self.committed)
         {
             if let Some(e) = self.entries.pop_front() {
                 self.base = e.zxid;
@@ -404,7 +417,8 @@ impl Leader {
     /// The shell made everything up to `hist.durable_seq()` durable.
     pub fn on_persisted(&mut self, hist: &mut History, out: &mut Vec<Action>) -> Control {
         let durable = hist.durable_seq();
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.self_waits.drain(..).partition(|(s, _)| *s <= durable);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.self_waits.drain(..).partition(|(s, _)| *s <= durable);
         self.self_waits = waiting;
         let me = self.cfg.me;
         for (_, w) in ready {
@@ -428,22 +442,39 @@ impl Leader {
         Ok(())
     }
 
-    pub fn on_message(&mut self, hist: &mut History, from: ServerId, msg: ZabMessage, out: &mut Vec<Action>) -> Control {
+    pub fn on_message(
+        &mut self,
+        hist: &mut History,
+        from: ServerId,
+        msg: ZabMessage,
+        out: &mut Vec<Action>,
+    ) -> Control {
         if let Some(h) = self.handles.get_mut(&from) {
             h.last_heard = self.tick;
         }
         match msg {
-            ZabMessage::FollowerInfo { accepted_epoch, info }
-            | ZabMessage::ObserverInfo { accepted_epoch, info }
-                if info.server_id as u64 != from || !self.cfg.membership.is_member(from) =>
-            {
+            ZabMessage::FollowerInfo {
+                accepted_epoch,
+                info,
+            }
+            | ZabMessage::ObserverInfo {
+                accepted_epoch,
+                info,
+            } if info.server_id as u64 != from || !self.cfg.membership.is_member(from) => {
                 let _ = accepted_epoch;
                 out.push(Action::Disconnect(from));
                 Ok(())
             }
-            ZabMessage::FollowerInfo { accepted_epoch, .. } => self.on_learner_info(hist, from, accepted_epoch, false, out),
-            ZabMessage::ObserverInfo { accepted_epoch, .. } => self.on_learner_info(hist, from, accepted_epoch, true, out),
-            ZabMessage::AckEpoch { current_epoch, last_zxid } => {
+            ZabMessage::FollowerInfo { accepted_epoch, .. } => {
+                self.on_learner_info(hist, from, accepted_epoch, false, out)
+            }
+            ZabMessage::ObserverInfo { accepted_epoch, .. } => {
+                self.on_learner_info(hist, from, accepted_epoch, true, out)
+            }
+            ZabMessage::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => {
                 let Some(h) = self.handles.get_mut(&from) else {
                     return Ok(());
                 };
@@ -452,7 +483,9 @@ impl Leader {
                     self.handles.remove(&from);
                     return Ok(());
                 }
-                h.stage = HandleStage::AwaitSync { peer_last: last_zxid };
+                h.stage = HandleStage::AwaitSync {
+                    peer_last: last_zxid,
+                };
                 let observer = h.observer;
                 if current_epoch != -1 {
                     if (current_epoch, last_zxid) > (hist.current_epoch, hist.last_logged()) {
@@ -486,7 +519,7 @@ impl Leader {
                     if self.phase == LeaderPhase::Broadcast {
                         out.push(Action::Send {
                             to: from,
-                            msg: ZabMessage::UpToDate { zxid: 0 },
+                            msg: ZabMessage::UpToDate { zxid: -1 },
                         });
                     } else {
                         self.try_establish(out);
@@ -507,7 +540,14 @@ impl Leader {
         }
     }
 
-    fn on_learner_info(&mut self, hist: &mut History, from: ServerId, accepted_epoch: i64, observer: bool, out: &mut Vec<Action>) -> Control {
+    fn on_learner_info(
+        &mut self,
+        hist: &mut History,
+        from: ServerId,
+        accepted_epoch: i64,
+        observer: bool,
+        out: &mut Vec<Action>,
+    ) -> Control {
         // A reconnecting learner replaces its old connection.
         self.handles.insert(
             from,
@@ -532,7 +572,12 @@ impl Leader {
     /// `waitForEpochAck`: once a quorum confirmed the epoch, it becomes our
     /// current epoch and every learner that acked is synchronised.
     fn try_start_sync(&mut self, hist: &mut History, out: &mut Vec<Action>) -> Control {
-        if self.phase != LeaderPhase::Discovery || !self.cfg.membership.is_quorum(self.epoch_acks.iter().copied()) {
+        if self.phase != LeaderPhase::Discovery
+            || !self
+                .cfg
+                .membership
+                .is_quorum(self.epoch_acks.iter().copied())
+        {
             return Ok(());
         }
         let Some(epoch) = self.epoch else {
@@ -596,7 +641,10 @@ impl Leader {
             send(ZabMessage::Snap { zxid: committed }, out);
             committed
         };
-        for e in hist.entries().filter(|e| e.zxid > from_zxid && e.zxid <= committed) {
+        for e in hist
+            .entries()
+            .filter(|e| e.zxid > from_zxid && e.zxid <= committed)
+        {
             send(
                 ZabMessage::Proposal {
                     zxid: e.zxid,
@@ -630,7 +678,12 @@ impl Leader {
 
     /// `waitForNewLeaderAck`: a quorum holds our history; start serving.
     fn try_establish(&mut self, out: &mut Vec<Action>) {
-        if self.phase != LeaderPhase::Synchronization || !self.cfg.membership.is_quorum(self.newleader_acks.iter().copied()) {
+        if self.phase != LeaderPhase::Synchronization
+            || !self
+                .cfg
+                .membership
+                .is_quorum(self.newleader_acks.iter().copied())
+        {
             return;
         }
         self.phase = LeaderPhase::Broadcast;
@@ -638,14 +691,19 @@ impl Leader {
             if h.stage == HandleStage::Synced {
                 out.push(Action::Send {
                     to: *id,
-                    msg: ZabMessage::UpToDate { zxid: 0 },
+                    msg: ZabMessage::UpToDate { zxid: -1 },
                 });
             }
         }
     }
 
     /// Proposes a txn; returns its zxid. Only an established leader accepts.
-    pub fn propose(&mut self, hist: &mut History, txn: Bytes, out: &mut Vec<Action>) -> Result<Zxid, StepDown> {
+    pub fn propose(
+        &mut self,
+        hist: &mut History,
+        txn: Bytes,
+        out: &mut Vec<Action>,
+    ) -> Result<Zxid, StepDown> {
         if self.phase != LeaderPhase::Broadcast {
             return normal("not established");
         }
@@ -655,14 +713,23 @@ impl Leader {
         }
         let zxid = self.last_proposed + 1;
         self.last_proposed = zxid;
-        let seq = hist.append(Entry { zxid, txn: txn.clone() }, out)?;
+        let seq = hist.append(
+            Entry {
+                zxid,
+                txn: txn.clone(),
+            },
+            out,
+        )?;
         self.outstanding.insert(zxid, BTreeSet::new());
         self.self_waits.push((seq, SelfWait::Proposal(zxid)));
         for (id, h) in &self.handles {
             if h.forwarding && !h.observer {
                 out.push(Action::Send {
                     to: *id,
-                    msg: ZabMessage::Proposal { zxid, txn: txn.clone() },
+                    msg: ZabMessage::Proposal {
+                        zxid,
+                        txn: txn.clone(),
+                    },
                 });
             }
         }
@@ -685,7 +752,10 @@ impl Leader {
                     continue;
                 }
                 let msg = if h.observer {
-                    ZabMessage::Inform { zxid, txn: txn.clone() }
+                    ZabMessage::Inform {
+                        zxid,
+                        txn: txn.clone(),
+                    }
                 } else {
                     ZabMessage::Commit { zxid }
                 };
@@ -708,7 +778,11 @@ impl Leader {
             .handles
             .iter()
             .filter(|(_, h)| {
-                let limit = if h.stage == HandleStage::Synced { sync } else { init };
+                let limit = if h.stage == HandleStage::Synced {
+                    sync
+                } else {
+                    init
+                };
                 tick > h.last_heard + limit
             })
             .map(|(id, _)| *id)
@@ -820,15 +894,24 @@ impl Learner {
         };
         let accepted_epoch = hist.accepted_epoch;
         let msg = if self.observer {
-            ZabMessage::ObserverInfo { accepted_epoch, info }
+            ZabMessage::ObserverInfo {
+                accepted_epoch,
+                info,
+            }
         } else {
-            ZabMessage::FollowerInfo { accepted_epoch, info }
+            ZabMessage::FollowerInfo {
+                accepted_epoch,
+                info,
+            }
         };
         self.send(msg, out);
     }
 
     fn send(&self, msg: ZabMessage, out: &mut Vec<Action>) {
-        out.push(Action::Send { to: self.leader, msg });
+        out.push(Action::Send {
+            to: self.leader,
+            msg,
+        });
     }
 
     fn queue_ack(&mut self, hist: &History, seq: u64, msg: ZabMessage, out: &mut Vec<Action>) {
@@ -864,7 +947,13 @@ impl Learner {
         self.flush(hist, out);
     }
 
-    pub fn on_message(&mut self, hist: &mut History, from: ServerId, msg: ZabMessage, out: &mut Vec<Action>) -> Control {
+    pub fn on_message(
+        &mut self,
+        hist: &mut History,
+        from: ServerId,
+        msg: ZabMessage,
+        out: &mut Vec<Action>,
+    ) -> Control {
         if from != self.leader {
             out.push(Action::Disconnect(from));
             return Ok(());
@@ -878,10 +967,24 @@ impl Learner {
                     let current_epoch = hist.current_epoch;
                     let seq = hist.set_accepted_epoch(new_epoch, out);
                     let last_zxid = hist.last_logged();
-                    self.queue_ack(hist, seq, ZabMessage::AckEpoch { current_epoch, last_zxid }, out);
+                    self.queue_ack(
+                        hist,
+                        seq,
+                        ZabMessage::AckEpoch {
+                            current_epoch,
+                            last_zxid,
+                        },
+                        out,
+                    );
                 } else if new_epoch == hist.accepted_epoch {
                     let last_zxid = hist.last_logged();
-                    self.send(ZabMessage::AckEpoch { current_epoch: -1, last_zxid }, out);
+                    self.send(
+                        ZabMessage::AckEpoch {
+                            current_epoch: -1,
+                            last_zxid,
+                        },
+                        out,
+                    );
                 } else {
                     return normal(format!(
                         "leader's epoch {new_epoch} is below our accepted epoch {}",
@@ -903,7 +1006,10 @@ impl Learner {
                 hist.install_snapshot(zxid, out);
                 Ok(())
             }
-            (LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving, ZabMessage::Proposal { zxid, txn }) => {
+            (
+                LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving,
+                ZabMessage::Proposal { zxid, txn },
+            ) => {
                 if self.observer && self.phase == LearnerPhase::Serving {
                     return violation("observer got a PROPOSAL");
                 }
@@ -917,12 +1023,14 @@ impl Learner {
                 }
                 Ok(())
             }
-            (LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving, ZabMessage::Commit { zxid }) => {
-                hist.commit_next(zxid, out)
-            }
-            (LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving, ZabMessage::Inform { zxid, txn })
-                if self.observer =>
-            {
+            (
+                LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving,
+                ZabMessage::Commit { zxid },
+            ) => hist.commit_next(zxid, out),
+            (
+                LearnerPhase::Syncing | LearnerPhase::AwaitUpToDate | LearnerPhase::Serving,
+                ZabMessage::Inform { zxid, txn },
+            ) if self.observer => {
                 hist.append(Entry { zxid, txn }, out)?;
                 hist.commit_next(zxid, out)
             }
@@ -969,5 +1077,376 @@ impl Learner {
             return normal("leader silent");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(e: i64, c: i64) -> Zxid {
+        make_zxid(e, c)
+    }
+
+    fn log(zs: &[Zxid]) -> Vec<Entry> {
+        zs.iter()
+            .map(|&zxid| Entry {
+                zxid,
+                txn: Bytes::from(format!("t{zxid:x}")),
+            })
+            .collect()
+    }
+
+    fn cfg(me: ServerId) -> ZabConfig {
+        ZabConfig {
+            me,
+            membership: Membership::new([1, 2, 3].into(), [4].into()),
+            init_limit: 10,
+            sync_limit: 5,
+            config_text: Bytes::new(),
+            config_version: 0,
+        }
+    }
+
+    fn durable(h: &mut History) {
+        let s = h.last_seq();
+        h.persisted(s);
+    }
+
+    fn sent_to(out: &[Action], to: ServerId) -> Vec<ZabMessage> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send { to: t, msg } if *t == to => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Leader 1 (log `leader_log`, current epoch `epoch`) syncs follower 2
+    /// whose last zxid is `peer_last`; returns what 2 receives after
+    /// LEADERINFO.
+    fn sync(
+        leader_log: &[Zxid],
+        epoch: i64,
+        peer_last: Zxid,
+        window: usize,
+    ) -> Result<Vec<ZabMessage>, StepDown> {
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: epoch,
+                current_epoch: epoch,
+                snapshot_zxid: 0,
+                log: log(leader_log),
+            },
+            window,
+        );
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out)?;
+        let info = LearnerInfo {
+            server_id: 2,
+            protocol_version: LEARNER_PROTOCOL_VERSION,
+            config_version: 0,
+        };
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::FollowerInfo {
+                accepted_epoch: epoch,
+                info,
+            },
+            &mut out,
+        )?;
+        assert_eq!(l.epoch(), Some(epoch + 1));
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out)?;
+        out.clear();
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::AckEpoch {
+                current_epoch: epoch_of(peer_last).min(epoch),
+                last_zxid: peer_last,
+            },
+            &mut out,
+        )?;
+        // NEWLEADER acked by 2 and by the leader itself: established.
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::Ack {
+                zxid: z(epoch + 1, 0),
+            },
+            &mut out,
+        )?;
+        assert!(
+            !l.is_established(),
+            "the leader's own ack waits for its disk"
+        );
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out)?;
+        assert!(l.is_established());
+        Ok(sent_to(&out, 2))
+    }
+
+    fn newleader(epoch: i64) -> ZabMessage {
+        ZabMessage::NewLeader {
+            zxid: z(epoch, 0),
+            config: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn up_to_date_follower_gets_an_empty_diff() {
+        let m = sync(&[z(1, 1), z(1, 2)], 1, z(1, 2), 100).unwrap();
+        assert_eq!(
+            m,
+            vec![
+                ZabMessage::Diff { zxid: z(1, 2) },
+                newleader(2),
+                ZabMessage::UpToDate { zxid: -1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn lagging_follower_gets_the_missing_txns() {
+        let m = sync(&[z(1, 1), z(1, 2), z(1, 3)], 1, z(1, 1), 100).unwrap();
+        assert_eq!(m[0], ZabMessage::Diff { zxid: z(1, 3) });
+        assert!(matches!(m[1], ZabMessage::Proposal { zxid, .. } if zxid == z(1, 2)));
+        assert_eq!(m[2], ZabMessage::Commit { zxid: z(1, 2) });
+        assert!(matches!(m[3], ZabMessage::Proposal { zxid, .. } if zxid == z(1, 3)));
+        assert_eq!(m[4], ZabMessage::Commit { zxid: z(1, 3) });
+        assert_eq!(m[5], newleader(2));
+    }
+
+    #[test]
+    fn follower_with_an_uncommitted_old_proposal_is_truncated() {
+        // The follower logged 1.3, which never reached a quorum; the leader
+        // (current epoch 2) never saw it.
+        let m = sync(&[z(1, 1), z(1, 2)], 2, z(1, 3), 100).unwrap();
+        assert_eq!(m[0], ZabMessage::Trunc { zxid: z(1, 2) });
+        assert_eq!(m[1], newleader(3));
+        // A follower more recent than the leader makes it step down.
+        assert!(matches!(
+            sync(&[z(1, 1), z(1, 2)], 1, z(1, 3), 100),
+            Err(StepDown::Normal(_))
+        ));
+        // Same when the leader has moved on in a later epoch: cut back to
+        // the last shared zxid, then the new epoch's txns.
+        let m = sync(&[z(1, 1), z(1, 2), z(2, 1)], 2, z(1, 3), 100).unwrap();
+        assert_eq!(m[0], ZabMessage::Trunc { zxid: z(1, 2) });
+        assert!(matches!(m[1], ZabMessage::Proposal { zxid, .. } if zxid == z(2, 1)));
+        assert_eq!(m[2], ZabMessage::Commit { zxid: z(2, 1) });
+        assert_eq!(m[3], newleader(3));
+    }
+
+    #[test]
+    fn follower_behind_the_window_gets_a_snapshot() {
+        let leader: Vec<Zxid> = (1..=10).map(|c| z(1, c)).collect();
+        let m = sync(&leader, 1, z(1, 2), 4).unwrap();
+        assert_eq!(m[0], ZabMessage::Snap { zxid: z(1, 10) });
+        assert_eq!(m[1], newleader(2));
+    }
+
+    #[test]
+    fn leader_behind_a_follower_steps_down() {
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: 1,
+                current_epoch: 1,
+                snapshot_zxid: 0,
+                log: log(&[z(1, 1)]),
+            },
+            10,
+        );
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out).unwrap();
+        let info = LearnerInfo {
+            server_id: 2,
+            ..Default::default()
+        };
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::FollowerInfo {
+                accepted_epoch: 2,
+                info,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(l.epoch(), Some(3));
+        let r = l.on_message(
+            &mut h,
+            2,
+            ZabMessage::AckEpoch {
+                current_epoch: 2,
+                last_zxid: z(2, 5),
+            },
+            &mut out,
+        );
+        assert!(matches!(r, Err(StepDown::Normal(_))));
+    }
+
+    #[test]
+    fn commits_wait_for_a_quorum_and_go_in_order() {
+        let m = sync(&[], 0, 0, 10);
+        assert!(m.is_ok());
+        // Drive a fresh established leader by hand.
+        let mut h = History::new(PersistentState::default(), 10);
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out).unwrap();
+        let info = LearnerInfo {
+            server_id: 2,
+            ..Default::default()
+        };
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::FollowerInfo {
+                accepted_epoch: 0,
+                info,
+            },
+            &mut out,
+        )
+        .unwrap();
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out).unwrap();
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::AckEpoch {
+                current_epoch: 0,
+                last_zxid: 0,
+            },
+            &mut out,
+        )
+        .unwrap();
+        l.on_message(&mut h, 2, ZabMessage::Ack { zxid: z(1, 0) }, &mut out)
+            .unwrap();
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out).unwrap();
+        assert!(l.is_established());
+        out.clear();
+        let a = l
+            .propose(&mut h, Bytes::from_static(b"a"), &mut out)
+            .unwrap();
+        let b = l
+            .propose(&mut h, Bytes::from_static(b"b"), &mut out)
+            .unwrap();
+        assert_eq!((a, b), (z(1, 1), z(1, 2)));
+        // The follower acks b first: nothing commits before a.
+        l.on_message(&mut h, 2, ZabMessage::Ack { zxid: b }, &mut out)
+            .unwrap();
+        assert!(!out.iter().any(|x| matches!(x, Action::Apply(_))));
+        // The leader's own disk catches up: a and b commit, in order.
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out).unwrap();
+        assert!(
+            !out.iter().any(|x| matches!(x, Action::Apply(_))),
+            "a has only the leader's ack"
+        );
+        l.on_message(&mut h, 2, ZabMessage::Ack { zxid: a }, &mut out)
+            .unwrap();
+        let applied: Vec<Zxid> = out
+            .iter()
+            .filter_map(|x| match x {
+                Action::Apply(e) => Some(e.zxid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(applied, vec![a, b]);
+        assert_eq!(
+            sent_to(&out, 2)
+                .into_iter()
+                .filter(|m| matches!(m, ZabMessage::Commit { .. }))
+                .count(),
+            2
+        );
+    }
+
+    #[test]
+    fn follower_acks_only_durable_proposals_and_truncates() {
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: 1,
+                current_epoch: 1,
+                snapshot_zxid: 0,
+                log: log(&[z(1, 1), z(1, 2), z(1, 3)]),
+            },
+            10,
+        );
+        let mut f = Learner::new(cfg(2), 1, false);
+        let mut out = Vec::new();
+        f.start(&h, &mut out);
+        assert!(matches!(
+            sent_to(&out, 1)[..],
+            [ZabMessage::FollowerInfo {
+                accepted_epoch: 1,
+                ..
+            }]
+        ));
+        out.clear();
+        f.on_message(
+            &mut h,
+            1,
+            ZabMessage::LeaderInfo {
+                new_epoch: 2,
+                protocol_version: LEARNER_PROTOCOL_VERSION,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert!(
+            sent_to(&out, 1).is_empty(),
+            "ACKEPOCH waits for acceptedEpoch on disk"
+        );
+        durable(&mut h);
+        f.on_persisted(&h, &mut out);
+        assert_eq!(
+            sent_to(&out, 1),
+            vec![ZabMessage::AckEpoch {
+                current_epoch: 1,
+                last_zxid: z(1, 3)
+            }]
+        );
+        out.clear();
+        f.on_message(&mut h, 1, ZabMessage::Trunc { zxid: z(1, 2) }, &mut out)
+            .unwrap();
+        assert!(out.contains(&Action::Persist {
+            seq: 2,
+            op: PersistOp::Truncate(z(1, 2))
+        }));
+        assert_eq!(h.last_logged(), z(1, 2));
+        f.on_message(&mut h, 1, newleader(2), &mut out).unwrap();
+        durable(&mut h);
+        f.on_persisted(&h, &mut out);
+        f.on_message(&mut h, 1, ZabMessage::UpToDate { zxid: -1 }, &mut out)
+            .unwrap();
+        assert!(f.is_serving());
+        assert_eq!(h.current_epoch, 2);
+        out.clear();
+        f.on_message(
+            &mut h,
+            1,
+            ZabMessage::Proposal {
+                zxid: z(2, 1),
+                txn: Bytes::new(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert!(sent_to(&out, 1).is_empty());
+        durable(&mut h);
+        f.on_persisted(&h, &mut out);
+        assert_eq!(sent_to(&out, 1), vec![ZabMessage::Ack { zxid: z(2, 1) }]);
+        // A commit out of order is a protocol violation.
+        assert!(matches!(
+            f.on_message(&mut h, 1, ZabMessage::Commit { zxid: z(2, 5) }, &mut out),
+            Err(StepDown::Violation(_))
+        ));
     }
 }
