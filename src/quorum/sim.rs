@@ -69,6 +69,9 @@ struct SimNode {
     /// How many leading applied txns were already checked against the
     /// global committed sequence.
     checked: usize,
+    /// Paused (SIGSTOP) until this time: nothing it receives is processed
+    /// and its timers do not run until then.
+    paused_until: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +99,7 @@ pub struct Stats {
     pub crashes: u64,
     pub restarts: u64,
     pub partitions: u64,
+    pub pauses: u64,
     pub broken_links: u64,
     pub leaders: u64,
     pub committed_writes: u64,
@@ -182,6 +186,7 @@ impl Sim {
                     staged_snapshot: None,
                     incarnation: 0,
                     checked: 0,
+                    paused_until: 0,
                 },
             );
         }
@@ -537,6 +542,15 @@ impl Sim {
                 self.schedule(after, Event::Restart(victim));
             }
         }
+        if self.rng.chance(4) {
+            let victim = ids[self.rng.below(n) as usize];
+            if self.alive(victim) && self.nodes[&victim].paused_until <= self.now {
+                let d = self.rng.range(200, 3000);
+                self.log(format!("pause {victim} for {d} ms"));
+                self.stats.pauses += 1;
+                self.nodes.get_mut(&victim).expect("node").paused_until = self.now + d;
+            }
+        }
         if self.partition.is_none() && self.rng.chance(5) {
             let size = self.rng.range(1, n / 2);
             let mut group = BTreeSet::new();
@@ -551,10 +565,31 @@ impl Sim {
         }
     }
 
-    fn run_event(&mut self, e: Event) {
+    fn paused(&self, id: ServerId) -> Option<u64> {
+        let until = self.nodes.get(&id)?.paused_until;
+        (until > self.now).then_some(until)
+    }
+
+    fn run_event(&mut self, seq: u64, e: Event) {
+        // A paused server handles nothing until it resumes; what arrives
+        // meanwhile waits, in order.
+        let target = match &e {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::DiskSync { node, .. } => Some(*node),
+            _ => None,
+        };
+        if let Some(until) = target.and_then(|t| self.paused(t)) {
+            self.queue.insert((until, seq), e);
+            return;
+        }
         match e {
             Event::Tick => {
-                let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+                let ids: Vec<ServerId> = self
+                    .nodes
+                    .keys()
+                    .copied()
+                    .filter(|i| self.paused(*i).is_none())
+                    .collect();
                 for id in ids {
                     let now_ms = self.now;
                     self.step_node(id, Input::Tick { now_ms });
@@ -667,7 +702,7 @@ impl Sim {
             }
             let e = self.queue.remove(&(t, s)).expect("present");
             self.now = t;
-            self.run_event(e);
+            self.run_event(s, e);
             self.check();
             if stop(self) {
                 return true;
@@ -713,6 +748,7 @@ impl Sim {
     /// leader, commit new writes and converge.
     pub fn run(&mut self, chaos_ms: u64) {
         self.run_until(chaos_ms, |_| false);
+        // Pauses run out by themselves (at most 3 s).
         self.faults = false;
         self.partition = None;
         let down: Vec<ServerId> = self
@@ -768,6 +804,7 @@ fn run_seeds(seeds: impl Iterator<Item = u64>, n: (u64, u64)) -> Stats {
         total.crashes += s.crashes;
         total.restarts += s.restarts;
         total.partitions += s.partitions;
+        total.pauses += s.pauses;
         total.broken_links += s.broken_links;
         total.leaders += s.leaders;
         total.committed_writes += s.committed_writes;
