@@ -287,7 +287,7 @@ impl Node {
                     r = match &mut self.role {
                         Role::Looking => Ok(()),
                         Role::Leading(l) => l.on_tick(&mut zo),
-                        Role::Learning(l) => l.on_tick(),
+                        Role::Learning(l) => l.on_tick(&self.hist, &mut zo),
                     };
                 }
                 r

@@ -853,6 +853,9 @@ pub struct Learner {
     /// Set once NEWLEADER is acked; proposals before it are acked after it.
     acks_open: bool,
     held_acks: Vec<(u64, Zxid)>,
+    /// The connection to the leader was refused or lost before LEADERINFO:
+    /// try again on the next tick (ZooKeeper retries `connectToLeader`).
+    reconnect: bool,
     tick: u64,
     last_heard: u64,
 }
@@ -868,6 +871,7 @@ impl Learner {
             pending: VecDeque::new(),
             acks_open: false,
             held_acks: Vec::new(),
+            reconnect: false,
             tick: 0,
             last_heard: 0,
         }
@@ -884,6 +888,17 @@ impl Learner {
     /// True once UPTODATE arrived: the server may serve clients.
     pub fn is_serving(&self) -> bool {
         self.phase == LearnerPhase::Serving
+    }
+
+    /// The quorum connection to the leader closed. Before the leader
+    /// answered, we retry on the next tick (within initLimit); after, the
+    /// server must look for a leader again.
+    pub fn on_disconnected(&mut self) -> Control {
+        if self.phase == LearnerPhase::Connecting {
+            self.reconnect = true;
+            return Ok(());
+        }
+        normal("lost the leader")
     }
 
     pub fn start(&mut self, hist: &History, out: &mut Vec<Action>) {
@@ -1066,8 +1081,12 @@ impl Learner {
 
     /// One tick: the leader must be heard within initLimit while syncing and
     /// syncLimit while serving.
-    pub fn on_tick(&mut self) -> Control {
+    pub fn on_tick(&mut self, hist: &History, out: &mut Vec<Action>) -> Control {
         self.tick += 1;
+        if self.reconnect && self.phase == LearnerPhase::Connecting {
+            self.reconnect = false;
+            self.start(hist, out);
+        }
         let limit = if self.phase == LearnerPhase::Serving {
             self.cfg.sync_limit
         } else {
@@ -1448,5 +1467,23 @@ mod tests {
             f.on_message(&mut h, 1, ZabMessage::Commit { zxid: z(2, 5) }, &mut out),
             Err(StepDown::Violation(_))
         ));
+    }
+
+    #[test]
+    fn learner_retries_a_refused_connection_then_gives_up_after_sync() {
+        let h = History::new(PersistentState::default(), 10);
+        let mut f = Learner::new(cfg(2), 1, false);
+        let mut out = Vec::new();
+        f.start(&h, &mut out);
+        out.clear();
+        assert!(f.on_disconnected().is_ok());
+        f.on_tick(&h, &mut out).unwrap();
+        assert!(matches!(sent_to(&out, 1)[..], [ZabMessage::FollowerInfo { .. }]));
+        // Nobody answers within initLimit: look for a leader again.
+        let mut r = Ok(());
+        for _ in 0..20 {
+            r = r.and_then(|_| f.on_tick(&h, &mut out));
+        }
+        assert!(matches!(r, Err(StepDown::Normal(_))));
     }
 }
