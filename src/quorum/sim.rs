@@ -145,6 +145,16 @@ const TICK_MS: u64 = 50;
 impl Sim {
     /// `voters` participants (ids 1..) and `observers` observers after them.
     pub fn new(seed: u64, voters: u64, observers: u64) -> Self {
+        Self::with_disks(seed, voters, observers, BTreeMap::new())
+    }
+
+    /// Like `new`, with some servers starting from the given disks.
+    fn with_disks(
+        seed: u64,
+        voters: u64,
+        observers: u64,
+        mut disks: BTreeMap<ServerId, Disk>,
+    ) -> Self {
         let n = voters + observers;
         let membership = Membership::new((1..=voters).collect(), (voters + 1..=n).collect());
         let cfg = NodeConfig {
@@ -179,7 +189,7 @@ impl Sim {
                 id,
                 SimNode {
                     node: None,
-                    disk: Disk::default(),
+                    disk: disks.remove(&id).unwrap_or_default(),
                     pending: VecDeque::new(),
                     sync_scheduled: false,
                     applied: Vec::new(),
@@ -764,8 +774,18 @@ impl Sim {
         self.log("faults stop".into());
         let calm_start = self.now;
         let calm_deadline = self.now + 300_000;
-        let committed_before = self.global.len();
-        if !self.run_until(calm_deadline, |s| s.global.len() > committed_before) {
+        // A write issued after the faults stopped must commit.
+        let first_calm_write = self.next_write + 1;
+        let is_calm_write = move |e: &Entry| {
+            std::str::from_utf8(&e.txn)
+                .ok()
+                .and_then(|t| t.strip_prefix("write-"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= first_calm_write)
+        };
+        if !self.run_until(calm_deadline, |s| {
+            s.global.last().is_some_and(is_calm_write)
+        }) {
             self.fail("no new write committed after the faults stopped");
         }
         self.stats.max_recovery_ms = self.now - calm_start;
@@ -816,6 +836,58 @@ fn run_seeds(seeds: impl Iterator<Item = u64>, n: (u64, u64)) -> Stats {
         total.max_recovery_ms = total.max_recovery_ms.max(s.max_recovery_ms);
     }
     total
+}
+
+fn disk(accepted_epoch: i64, current_epoch: i64, zxids: &[Zxid]) -> Disk {
+    Disk {
+        accepted_epoch,
+        current_epoch,
+        log: zxids
+            .iter()
+            .map(|&zxid| Entry {
+                zxid,
+                txn: Bytes::from(format!("old-{zxid:x}")),
+            })
+            .collect(),
+    }
+}
+
+/// A server restarted on an old data dir holding a proposal that never
+/// committed is truncated and never serves it.
+#[test]
+fn stale_uncommitted_proposal_is_truncated() {
+    use super::make_zxid as z;
+    let current = disk(2, 2, &[z(1, 1), z(1, 2), z(2, 1)]);
+    let stale = disk(1, 1, &[z(1, 1), z(1, 2), z(1, 3)]);
+    let disks = BTreeMap::from([(1, current.clone()), (2, current), (3, stale)]);
+    let mut sim = Sim::with_disks(1, 3, 0, disks);
+    sim.faults = false;
+    sim.run(0);
+    assert!(sim.stats.truncs >= 1, "{:?}", sim.stats);
+    assert_eq!(
+        &sim.global[..3].iter().map(|e| e.zxid).collect::<Vec<_>>(),
+        &[z(1, 1), z(1, 2), z(2, 1)]
+    );
+    for sn in sim.nodes.values() {
+        assert!(sn.applied.iter().all(|e| e.zxid != z(1, 3)));
+        assert!(sn.disk.log.iter().all(|e| e.zxid != z(1, 3)));
+    }
+}
+
+/// A server whose data dir was wiped rejoins through SNAP.
+#[test]
+fn wiped_server_rejoins_by_snapshot() {
+    use super::make_zxid as z;
+    let long: Vec<Zxid> = (1..=40).map(|c| z(1, c)).collect();
+    let full = disk(1, 1, &long);
+    let disks = BTreeMap::from([(1, full.clone()), (2, full)]);
+    let mut sim = Sim::with_disks(2, 3, 0, disks);
+    sim.faults = false;
+    sim.run(0);
+    assert!(sim.stats.snaps >= 1, "{:?}", sim.stats);
+    let wiped = &sim.nodes[&3];
+    assert!(wiped.applied.len() > 40, "{}", wiped.applied.len());
+    assert!(wiped.disk.log.len() >= 40, "{}", wiped.disk.log.len());
 }
 
 fn env_u64(name: &str) -> Option<u64> {

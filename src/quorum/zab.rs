@@ -1478,7 +1478,10 @@ mod tests {
         out.clear();
         assert!(f.on_disconnected().is_ok());
         f.on_tick(&h, &mut out).unwrap();
-        assert!(matches!(sent_to(&out, 1)[..], [ZabMessage::FollowerInfo { .. }]));
+        assert!(matches!(
+            sent_to(&out, 1)[..],
+            [ZabMessage::FollowerInfo { .. }]
+        ));
         // Nobody answers within initLimit: look for a leader again.
         let mut r = Ok(());
         for _ in 0..20 {
