@@ -134,6 +134,8 @@ pub struct Sim {
     writes: bool,
     next_write: u64,
     global: Vec<Entry>,
+    /// Client writes acknowledged: committed by an established leader.
+    acked: BTreeSet<Bytes>,
     leaders_by_epoch: BTreeMap<i64, ServerId>,
     immediate: VecDeque<(ServerId, Input)>,
     trace: VecDeque<String>,
@@ -179,6 +181,7 @@ impl Sim {
             writes: true,
             next_write: 0,
             global: Vec::new(),
+            acked: BTreeSet::new(),
             leaders_by_epoch: BTreeMap::new(),
             immediate: VecDeque::new(),
             trace: VecDeque::new(),
@@ -358,6 +361,13 @@ impl Sim {
                 }
                 Action::Apply(e) => {
                     let sn = self.nodes.get_mut(&id).expect("node exists");
+                    if sn
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| matches!(n.status(), Status::Leading { .. }))
+                    {
+                        self.acked.insert(e.txn.clone());
+                    }
                     if sn.applied.last().is_some_and(|l| l.zxid >= e.zxid) {
                         let last = sn.applied.last().map(|l| l.zxid).unwrap_or(0);
                         self.fail(&format!(
@@ -804,6 +814,12 @@ impl Sim {
                 .collect();
             self.fail(&format!(
                 "did not converge after the faults stopped: {states:?}"
+            ));
+        }
+        let in_history: BTreeSet<&Bytes> = self.global.iter().map(|e| &e.txn).collect();
+        if let Some(lost) = self.acked.iter().find(|t| !in_history.contains(t)) {
+            self.fail(&format!(
+                "acknowledged write {lost:?} is not in the final history"
             ));
         }
         self.stats.committed_writes = self.global.len() as u64;
