@@ -25,13 +25,45 @@
 //! May touch: `jute`, `proto::records` (the `Id` record), `config` types.
 //! Nothing here opens sockets, reads clocks or touches files.
 //!
-//! Done: wire formats with round-trip/never-panic tests, the election core,
-//! the ZAB cores, the simulation and checker.
-//! Not done yet (later work): the networking shell (QuorumCnxManager-style
-//! connections, learner sockets, snapshot streaming), wiring into
-//! `rzk server` (forwarded REQUESTs, SYNC, REVALIDATE, session pings),
-//! dynamic reconfiguration (COMMITANDACTIVATE / INFORMANDACTIVATE), read-only
-//! mode, hierarchical/weighted quorums, and real-process fault tests.
+//! ## The shell contract (for the networking layer to come)
+//! Execute a [`node::Node`]'s actions in order. `Persist` writes go to the
+//! txn log and the `acceptedEpoch`/`currentEpoch` files (ASCII longs in the
+//! snapshot dir, as ZooKeeper writes them) in the order given; report
+//! `Persisted { seq }` when they are durable — the cores send every ACK only
+//! after that. `Apply` goes to the data tree in order; when a `Snap` packet
+//! is sent, the tree is exactly at its zxid, so the shell streams its
+//! snapshot right after the packet (as ZooKeeper does). On receiving SNAP,
+//! the shell reads that snapshot and installs it when the core says
+//! `Persist(InstallSnapshot)`. `Truncate` means truncate the log and reload.
+//! `Disconnected(peer)` reports the end of the current quorum connection.
+//!
+//! ## Done
+//! Wire formats with round-trip and never-panic tests; the election core;
+//! the ZAB cores (discovery, DIFF/TRUNC/SNAP sync, NEWLEADER/UPTODATE,
+//! broadcast with in-order commits, INFORM to observers, PING, initLimit and
+//! syncLimit, learner reconnect within initLimit, zxid-counter exhaustion);
+//! scenario unit tests; the seeded simulation (`sim`) of 3 and 5 voters and
+//! 3 voters + 2 observers with delays, reorders and drops of election
+//! messages, broken quorum connections, partitions, pauses, crashes losing
+//! unsynced writes, "power cuts" of a majority, and restarts.
+//!
+//! Choices to know about:
+//! * Acks of proposals a follower receives during sync (before NEWLEADER)
+//!   are sent right after its NEWLEADER ack, so a proposal in flight while a
+//!   learner syncs can still gather a quorum.
+//! * A leader's committed log for DIFF is the last `log_window` committed
+//!   txns in memory (ZooKeeper's committedLog); further behind means SNAP.
+//!   Syncing from the on-disk txn log is not done.
+//! * Quorums are majorities of voters (no weights or groups).
+//!
+//! ## Not done yet (later work)
+//! The networking shell (QuorumCnxManager-style election connections with
+//! the higher-sid rule, learner sockets, snapshot streaming), wiring into
+//! `rzk server` (forwarded REQUESTs, SYNC, REVALIDATE, session pings and
+//! expiry owned by the leader), dynamic reconfiguration (config in
+//! notifications and NEWLEADER, COMMITANDACTIVATE / INFORMANDACTIVATE),
+//! read-only mode, weighted/hierarchical quorums, and real-process fault
+//! tests.
 
 pub mod election;
 pub mod node;

@@ -366,3 +366,114 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::make_zxid;
+    use crate::quorum::wire::{LearnerInfo, Notification};
+    use proptest::prelude::*;
+
+    fn node(me: ServerId) -> Node {
+        let cfg = NodeConfig {
+            me,
+            membership: Membership::new([1, 2, 3].into(), [4].into()),
+            tick_ms: 100,
+            init_limit: 10,
+            sync_limit: 5,
+            log_window: 4,
+        };
+        Node::new(cfg, PersistentState::default())
+    }
+
+    fn message(kind: u8, from: ServerId, e: i64, c: i64) -> Message {
+        let zxid = make_zxid(e, c);
+        let info = LearnerInfo {
+            server_id: from as i64,
+            ..Default::default()
+        };
+        let z = match kind % 16 {
+            0 => ZabMessage::FollowerInfo {
+                accepted_epoch: e,
+                info,
+            },
+            1 => ZabMessage::ObserverInfo {
+                accepted_epoch: e,
+                info,
+            },
+            2 => ZabMessage::LeaderInfo {
+                new_epoch: e,
+                protocol_version: 0x10000,
+            },
+            3 => ZabMessage::AckEpoch {
+                current_epoch: e - 1,
+                last_zxid: zxid,
+            },
+            4 => ZabMessage::Diff { zxid },
+            5 => ZabMessage::Trunc { zxid },
+            6 => ZabMessage::Snap { zxid },
+            7 => ZabMessage::Proposal {
+                zxid,
+                txn: Bytes::new(),
+            },
+            8 => ZabMessage::Commit { zxid },
+            9 => ZabMessage::Inform {
+                zxid,
+                txn: Bytes::new(),
+            },
+            10 => ZabMessage::NewLeader {
+                zxid,
+                config: Bytes::new(),
+            },
+            11 => ZabMessage::UpToDate { zxid },
+            12 => ZabMessage::Ack { zxid },
+            13 => ZabMessage::Ping {
+                zxid,
+                data: Bytes::new(),
+            },
+            _ => {
+                return Message::Election(Notification {
+                    state: ServerState::from_i32((c % 4) as i32).unwrap_or(ServerState::Looking),
+                    leader: (c % 5) + 1,
+                    zxid,
+                    election_epoch: e,
+                    peer_epoch: e,
+                    version: 2,
+                    config: Bytes::new(),
+                });
+            }
+        };
+        Message::Zab(z)
+    }
+
+    proptest! {
+        /// Whatever peers send, in whatever order, a server never panics and
+        /// keeps its committed point within its log.
+        #[test]
+        fn arbitrary_peer_input_never_panics(
+            me in 1u64..5,
+            steps in proptest::collection::vec((0u8..40, 1u64..6, 0i64..4, 0i64..6), 0..80),
+        ) {
+            let mut n = node(me);
+            let mut now = 0;
+            n.start(now);
+            for (kind, from, e, c) in steps {
+                let input = match kind {
+                    32..=35 => {
+                        now += 60;
+                        Input::Tick { now_ms: now }
+                    }
+                    36..=37 => Input::Persisted { seq: n.history().last_seq() },
+                    38 => Input::Disconnected(from),
+                    39 => Input::Connected(from),
+                    k => Input::Message { from, msg: message(k, from, e, c) },
+                };
+                n.step(input);
+                if kind % 7 == 0 {
+                    n.propose(Bytes::from_static(b"x"));
+                }
+                prop_assert!(n.history().committed() <= n.history().last_logged().max(n.history().base()));
+            }
+        }
+    }
+}
