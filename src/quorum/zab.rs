@@ -96,6 +96,53 @@ pub struct PersistentState {
     pub log: Vec<Entry>,
 }
 
+/// Names of the epoch files in the snapshot directory (`version-2`).
+pub const CURRENT_EPOCH_FILE: &str = "currentEpoch";
+pub const ACCEPTED_EPOCH_FILE: &str = "acceptedEpoch";
+
+/// An epoch file's content: the decimal number, no newline (ZooKeeper's
+/// `writeLongToFile`, written atomically by a rename).
+pub fn format_epoch_file(epoch: i64) -> String {
+    epoch.to_string()
+}
+
+/// Reads an epoch file as ZooKeeper does: the first line, a decimal long.
+pub fn parse_epoch_file(text: &str) -> Result<i64, String> {
+    let line = text.lines().next().unwrap_or("");
+    line.parse::<i64>()
+        .map_err(|_| format!("found {line:?} in an epoch file"))
+}
+
+/// The epochs to start with, from the files (None when missing) and the
+/// last logged zxid. Missing files default to the epoch of the last zxid,
+/// as ZooKeeper does; a current epoch behind the log is refused (unless an
+/// epoch update was under way, ZooKeeper's `updatingEpoch` file).
+pub fn recover_epochs(
+    current: Option<i64>,
+    accepted: Option<i64>,
+    last_zxid: Zxid,
+    updating_epoch: bool,
+) -> Result<(i64, i64), String> {
+    let from_log = epoch_of(last_zxid);
+    let mut current = current.unwrap_or(from_log);
+    if current < from_log {
+        if updating_epoch {
+            current = from_log;
+        } else {
+            return Err(format!(
+                "the current epoch {current} is older than the last zxid {last_zxid:#x}"
+            ));
+        }
+    }
+    let accepted = accepted.unwrap_or(from_log);
+    if accepted < current {
+        return Err(format!(
+            "the accepted epoch {accepted} is less than the current epoch {current}"
+        ));
+    }
+    Ok((current, accepted))
+}
+
 /// The in-memory view of the log and epochs.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -1467,6 +1514,20 @@ mod tests {
             f.on_message(&mut h, 1, ZabMessage::Commit { zxid: z(2, 5) }, &mut out),
             Err(StepDown::Violation(_))
         ));
+    }
+
+    #[test]
+    fn epoch_files_as_zookeeper_writes_them() {
+        assert_eq!(format_epoch_file(7), "7");
+        assert_eq!(parse_epoch_file("12"), Ok(12));
+        assert_eq!(parse_epoch_file("12\n"), Ok(12));
+        assert!(parse_epoch_file("").is_err());
+        assert!(parse_epoch_file("x1").is_err());
+        assert_eq!(recover_epochs(None, None, z(3, 4), false), Ok((3, 3)));
+        assert_eq!(recover_epochs(Some(4), Some(5), z(3, 4), false), Ok((4, 5)));
+        assert!(recover_epochs(Some(2), Some(5), z(3, 4), false).is_err());
+        assert_eq!(recover_epochs(Some(2), Some(5), z(3, 4), true), Ok((3, 5)));
+        assert!(recover_epochs(Some(4), Some(3), z(3, 4), false).is_err());
     }
 
     #[test]
