@@ -105,6 +105,14 @@ impl InitialMessage {
     }
 }
 
+/// The election-port duplicate-connection rule: a connection survives only
+/// when it was opened by the higher sid. The acceptor closes a connection
+/// from a lower sid and connects back; an initiator with the lower sid
+/// closes its own connection after the handshake and waits.
+pub fn election_connection_kept(initiator: i64, acceptor: i64) -> bool {
+    initiator > acceptor
+}
+
 /// A peer's state as sent in notifications (`QuorumPeer.ServerState` ordinal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ServerState {
@@ -525,6 +533,13 @@ mod tests {
         huge.write_i64(1);
         huge.write_i32(5000);
         assert!(InitialMessage::decode(&huge).is_err());
+    }
+
+    #[test]
+    fn only_the_higher_sid_keeps_an_election_connection() {
+        assert!(election_connection_kept(3, 1));
+        assert!(!election_connection_kept(1, 3));
+        assert!(!election_connection_kept(2, 2));
     }
 
     #[test]
