@@ -239,6 +239,16 @@ impl Election {
         self.state = state;
     }
 
+    /// Once following or leading in a new epoch, report that epoch in our
+    /// vote (ZooKeeper's `updateElectionVote`, ZOOKEEPER-1732): otherwise
+    /// servers that joined at different times report different peer epochs
+    /// for the same leader and a newcomer never sees a quorum agree.
+    pub fn update_peer_epoch(&mut self, epoch: i64) {
+        if let Some((vote, _)) = &mut self.current {
+            vote.peer_epoch = epoch;
+        }
+    }
+
     fn current_vote_reply(&self, to: ServerId) -> ElectionOutput {
         let (vote, ee) = self.current.unwrap_or((self.proposal, self.logical_clock));
         ElectionOutput::Send {

@@ -176,6 +176,14 @@ impl Node {
         if s != self.status {
             self.status = s;
             out.push(Action::Status(s));
+            let epoch = match (&self.role, s) {
+                (_, Status::Leading { epoch }) => Some(epoch),
+                (Role::Learning(l), Status::Serving { .. }) => Some(l.epoch()),
+                _ => None,
+            };
+            if let Some(epoch) = epoch {
+                self.election.update_peer_epoch(epoch);
+            }
         }
     }
 

@@ -952,6 +952,15 @@ fn fixed_seeds_three_voters_two_observers() {
     fixed("3 voters + 2 observers", (3, 2), 2001..=2016);
 }
 
+/// Seeds that once failed, kept so the bugs stay fixed.
+#[test]
+fn regression_seeds() {
+    // ZOOKEEPER-1732: a follower that joined before the new epoch kept the
+    // old peer epoch in its vote, so a rebooted server never saw a quorum of
+    // matching FOLLOWING/LEADING votes and stayed LOOKING.
+    run_seed(9000197, (3, 2));
+}
+
 #[test]
 fn soak() {
     let Some(n) = env_u64("RZK_SIM_SEEDS") else {

@@ -928,6 +928,11 @@ impl Learner {
         self.leader
     }
 
+    /// The epoch the leader announced (0 before LEADERINFO).
+    pub fn epoch(&self) -> i64 {
+        self.new_epoch
+    }
+
     pub fn is_observer(&self) -> bool {
         self.observer
     }
