@@ -56,6 +56,15 @@
 //!   Syncing from the on-disk txn log is not done.
 //! * Quorums are majorities of voters (no weights or groups).
 //!
+//! ## Found by the simulation so far
+//! * Learners must be able to truncate below their in-memory window (txns
+//!   compacted or applied by fast-forward are still in the log on disk).
+//! * Observers get INFORM between NEWLEADER and UPTODATE.
+//! * ZOOKEEPER-1732: servers must report the new epoch in their vote once
+//!   following/leading, or a rebooted server never rejoins (seed 9000197).
+//! * Mutations it catches: acks sent before the write is durable, an
+//!   off-by-one quorum, DIFF where TRUNC is due.
+//!
 //! ## Not done yet (later work)
 //! The networking shell (QuorumCnxManager-style election connections with
 //! the higher-sid rule, learner sockets, snapshot streaming), wiring into
