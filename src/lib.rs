@@ -11,6 +11,7 @@ pub mod jute;
 pub mod operator;
 pub mod processor;
 pub mod proto;
+pub mod quorum;
 pub mod server;
 pub mod session;
 pub mod storage;
