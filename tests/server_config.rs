@@ -72,3 +72,15 @@ fn a_data_dir_in_use_is_refused() {
     assert!(!ok);
     assert!(err.contains("locked"), "{err}");
 }
+
+#[test]
+fn replicated_configs_are_refused_until_replication_exists() {
+    let (ok, err) = run_with(
+        "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n",
+    );
+    assert!(
+        !ok,
+        "three members must not run as three standalone servers"
+    );
+    assert!(err.contains("replicated"), "{err}");
+}

@@ -101,7 +101,12 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(&args)?;
     let id = server_id(&cfg, &args)?;
     if cfg.is_replicated() {
-        tracing::warn!("replicated mode is not implemented yet; serving standalone");
+        // Serving each member standalone would split the ensemble's data; refuse instead.
+        anyhow::bail!(
+            "this configuration names {} servers (replicated mode), which rzk does not run yet; \
+             use a single server without server.N lines",
+            cfg.servers.len()
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
