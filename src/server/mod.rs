@@ -99,7 +99,6 @@ fn server_id(cfg: &Config, args: &ServerArgs) -> anyhow::Result<u64> {
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_json);
     let cfg = load_config(&args)?;
-    let id = server_id(&cfg, &args)?;
     if cfg.is_replicated() {
         // Serving each member standalone would split the ensemble's data; refuse instead.
         anyhow::bail!(
@@ -108,6 +107,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             cfg.servers.len()
         );
     }
+    let id = server_id(&cfg, &args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rzk")
