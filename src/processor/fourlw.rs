@@ -59,6 +59,8 @@ pub struct ShellInfo {
     pub max_fds: u64,
     pub fsync_threshold_exceeded: u64,
     pub extra_mntr: Vec<(String, String)>,
+    /// What `envi` prints: host name, versions, directories.
+    pub environment: Vec<(String, String)>,
 }
 
 fn java_double(v: f64) -> String {
@@ -115,20 +117,7 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
         }
         "envi" => {
             s.push_str("Environment:\n");
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-            for (k, v) in [
-                ("zookeeper.version", VERSION.to_string()),
-                ("host.name", host),
-                ("rzk.version", env!("CARGO_PKG_VERSION").to_string()),
-                ("os.name", std::env::consts::OS.to_string()),
-                ("os.arch", std::env::consts::ARCH.to_string()),
-                (
-                    "user.dir",
-                    std::env::current_dir()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default(),
-                ),
-            ] {
+            for (k, v) in &info.environment {
                 let _ = writeln!(s, "{k}={v}");
             }
         }

@@ -201,8 +201,30 @@ impl Core {
             max_fds: max_fds(),
             fsync_threshold_exceeded: 0,
             extra_mntr: Vec::new(),
+            environment: environment(),
         }
     }
+}
+
+/// What `envi` reports of the process's surroundings.
+fn environment() -> Vec<(String, String)> {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .unwrap_or_else(|| "localhost".into());
+    vec![
+        ("zookeeper.version".into(), fourlw::VERSION.into()),
+        ("host.name".into(), host.trim().to_string()),
+        ("rzk.version".into(), env!("CARGO_PKG_VERSION").into()),
+        ("os.name".into(), std::env::consts::OS.into()),
+        ("os.arch".into(), std::env::consts::ARCH.into()),
+        (
+            "user.dir".into(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+    ]
 }
 
 fn max_fds() -> u64 {
