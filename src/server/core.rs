@@ -1,6 +1,7 @@
 //! The core task: owns the processor, turns its effects into IO.
 
 use super::conn::{self, Out};
+use super::metrics::Recorder;
 use super::recovery;
 use crate::config::Config;
 use crate::processor::fourlw::{self, ShellInfo};
@@ -34,6 +35,19 @@ pub enum CoreMsg {
         word: &'static str,
         reply: oneshot::Sender<String>,
     },
+    /// A question from the admin or metrics server, run inside the core
+    /// task (the processor's only owner); the closure sends its own reply.
+    Inspect(Box<dyn FnOnce(View<'_>) + Send>),
+}
+
+/// What an `Inspect` closure may look at.
+pub struct View<'a> {
+    pub p: &'a mut Processor,
+    pub info: ShellInfo,
+    pub cfg: &'a Config,
+    pub log: crate::storage::LogStats,
+    pub server_id: u64,
+    pub stats: &'a Stats,
 }
 
 /// Latency and load counters shared by the connection tasks.
@@ -43,6 +57,8 @@ pub struct Stats {
     pub latency_min_ms: AtomicU64,
     pub latency_max_ms: AtomicU64,
     pub outstanding: AtomicI64,
+    /// Histograms for `/metrics`.
+    pub recorder: Recorder,
 }
 
 impl Stats {
@@ -53,7 +69,14 @@ impl Stats {
             latency_min_ms: AtomicU64::new(u64::MAX),
             latency_max_ms: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
+            recorder: Recorder::default(),
         }
+    }
+
+    /// One request of type `op` answered `took` after it arrived.
+    pub fn record_op(&self, op: i32, took: Duration) {
+        self.record(took.as_millis() as u64);
+        self.recorder.request(op, took);
     }
 
     pub fn record(&self, ms: u64) {
@@ -63,7 +86,7 @@ impl Stats {
         self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
-    fn reset(&self) {
+    pub fn reset(&self) {
         self.latency_count.store(0, Ordering::Relaxed);
         self.latency_total_ms.store(0, Ordering::Relaxed);
         self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
@@ -80,6 +103,7 @@ struct Core {
     start: Instant,
     snapshot_busy: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    server_id: u64,
 }
 
 fn clock(start: Instant) -> Clock {
@@ -124,6 +148,17 @@ impl Core {
                 ));
                 Vec::new()
             }
+            CoreMsg::Inspect(f) => {
+                f(View {
+                    info: self.shell_info(),
+                    p: &mut self.p,
+                    cfg: &self.cfg,
+                    log: self.log.stats(),
+                    server_id: self.server_id,
+                    stats: &self.stats,
+                });
+                Vec::new()
+            }
         };
         self.apply(effects);
     }
@@ -159,15 +194,19 @@ impl Core {
         self.log.roll();
         let dir = self.dir.clone();
         let busy = self.snapshot_busy.clone();
+        let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             match dir.write_snapshot(zxid, &snap) {
-                Ok(bytes) => tracing::info!(
+                Ok(bytes) => {
+                    stats.recorder.snapshot_written(t.elapsed());
+                    tracing::info!(
                     zxid = format_args!("0x{zxid:x}"),
                     bytes,
                     ms = t.elapsed().as_millis() as u64,
                     "snapshot written"
-                ),
+                )
+                }
                 Err(e) => tracing::error!(error = %e, "snapshot failed"),
             }
             busy.store(false, Ordering::SeqCst);
@@ -219,6 +258,8 @@ fn max_fds() -> u64 {
 /// Recovers, then serves clients until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let start = Instant::now();
+    // Up before recovery, so liveness probes pass while a big tree loads.
+    let observe = super::admin::start(&cfg).await?;
     let mut dir = DataDir::open(&cfg.data_dir, &cfg.data_log_dir)?;
     let rec = dir.recover()?;
     let snapshot_zxid = rec.snapshot.as_ref().map(|(z, _)| *z);
@@ -266,7 +307,9 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         start,
         snapshot_busy: Arc::new(AtomicBool::new(false)),
         stats: stats.clone(),
+        server_id: id,
     };
+    observe.attach(core_tx.clone(), stats.clone());
 
     // A log that can no longer write is fatal: nothing more may be acknowledged.
     let mut watch_log = durable.clone();
@@ -319,6 +362,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
                 _ = tick.tick() => {
                     let effects = core.p.tick(clock(core.start));
                     core.apply(effects);
+                    core.stats.recorder.log_progress(core.log.stats());
                 }
             }
         }

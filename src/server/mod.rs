@@ -6,8 +6,10 @@
 //! reader and one writer task per client connection; and timers. Sockets,
 //! clocks and files live here and in `storage`, never in the cores.
 
+mod admin;
 mod conn;
 mod core;
+pub mod metrics;
 mod recovery;
 
 use crate::config::Config;
