@@ -288,6 +288,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    // The bound address, so `clientPort=0` says which port it got.
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
     tracing::info!(%addr, server_id = id, "serving clients");
 
     let dir = Arc::new(dir);

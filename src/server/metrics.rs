@@ -77,6 +77,7 @@ pub struct Recorder {
 /// show zeros rather than gaps on an idle server.
 const COMMON_OPS: &[OpCode] = &[
     OpCode::Create,
+    OpCode::Create2,
     OpCode::Delete,
     OpCode::Exists,
     OpCode::GetData,

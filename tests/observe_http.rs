@@ -1,0 +1,597 @@
+//! `rzk server`'s HTTP side against real clients: Prometheus `/metrics`,
+//! the admin API (`/commands/<name>`), the health probes, JSON logs, and the
+//! Grafana dashboard's metric names.
+//!
+//! Each test starts the real binary on loopback with every port 0 (the OS
+//! picks free ones) and `--log-json`; the bound addresses come from the log.
+//! ZooKeeper traffic uses the `zookeeper-client` crate.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use zookeeper_client as zk;
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    log: PathBuf,
+    client: String,
+    metrics: Option<String>,
+    admin: Option<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `addr` field of the first JSON log line whose message starts with `msg`.
+fn logged_addr(log: &str, msg: &str) -> Option<String> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(msg))
+        })
+        .and_then(|v| v["fields"]["addr"].as_str().map(String::from))
+}
+
+impl Server {
+    /// Starts `rzk server` with `extra` zoo.cfg lines. `json_by_env` asks for
+    /// JSON logs through RZK_LOG_FORMAT instead of --log-json.
+    fn start(extra: &str, json_by_env: bool) -> Server {
+        let expect_admin = !extra.contains("admin.enableServer=false");
+        Server::start_with(extra, json_by_env, expect_admin)
+    }
+
+    /// As `start`; `expect_admin` says whether to wait for the admin server.
+    fn start_with(extra: &str, json_by_env: bool, expect_admin: bool) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+                 metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0\n\
+                 admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n{extra}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("server.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rzk"));
+        cmd.arg("server").arg(&cfg);
+        if json_by_env {
+            cmd.env("RZK_LOG_FORMAT", "json");
+        } else {
+            cmd.arg("--log-json");
+        }
+        let child = cmd
+            .env_remove("RZK_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut s = Server {
+            child,
+            _dir: dir,
+            log,
+            client: String::new(),
+            metrics: None,
+            admin: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = s.log_text();
+            if let Some(c) = logged_addr(&text, "serving clients") {
+                s.client = c;
+                s.metrics = logged_addr(&text, "serving Prometheus metrics");
+                s.admin = logged_addr(&text, "serving the admin API");
+                if s.metrics.is_some() && (s.admin.is_some() || !expect_admin) {
+                    return s;
+                }
+            }
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("rzk server exited with {status}:\n{text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rzk server did not come up:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn admin(&self) -> &str {
+        self.admin.as_deref().expect("admin server is up")
+    }
+
+    fn scrape(&self) -> String {
+        let r = http_get(self.metrics.as_deref().unwrap(), "/metrics");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("application/openmetrics-text")),
+            "{:?}",
+            r.headers
+        );
+        r.text()
+    }
+
+    fn command(&self, name: &str) -> Value {
+        let r = http_get(self.admin(), &format!("/commands/{name}"));
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{name}: {e}: {}", r.text()))
+    }
+}
+
+struct HttpReply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl HttpReply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the servers answer with Content-Length).
+fn http_get(addr: &str, path: &str) -> HttpReply {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Series name (with labels, as printed) -> value.
+fn series(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn value(text: &str, name: &str) -> f64 {
+    *series(text)
+        .get(name)
+        .unwrap_or_else(|| panic!("no series {name} in:\n{text}"))
+}
+
+/// Metric family names from `# TYPE` lines, with the sample suffixes each
+/// type adds (what a PromQL expression can name).
+fn exported_names(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut it = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            "summary" => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        for s in suffixes {
+            out.insert(format!("{name}{s}"));
+        }
+    }
+    out
+}
+
+async fn connect(addr: &str) -> zk::Client {
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_admin_follow_real_client_traffic() {
+    let s = Server::start("admin.snapshot.enabled=true\n", false);
+
+    // Health probes as the operator uses them.
+    let live = http_get(s.admin(), "/health/live");
+    assert_eq!(live.status, 200, "{}", live.text());
+    let ready = http_get(s.admin(), "/health/ready");
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(ready.text().contains("standalone"), "{}", ready.text());
+    assert_eq!(http_get(s.admin(), "/health/nope").status, 404);
+
+    let before = s.scrape();
+    let znodes0 = value(&before, "znode_count");
+    assert_eq!(value(&before, "num_alive_connections"), 0.0);
+
+    let client = connect(&s.client).await;
+    let session = client.session_id().0;
+    for i in 0..5 {
+        client
+            .create(&format!("/obs{i}"), b"0123456789", &persistent())
+            .await
+            .unwrap();
+    }
+    client
+        .create(
+            "/eph",
+            b"",
+            &zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    let (_, _, watch) = client.get_and_watch_data("/obs0").await.unwrap();
+    client.set_data("/obs1", b"x", None).await.unwrap();
+
+    let after = s.scrape();
+    assert_eq!(value(&after, "znode_count"), znodes0 + 6.0, "{after}");
+    assert_eq!(value(&after, "ephemerals_count"), 1.0);
+    assert_eq!(value(&after, "watch_count"), 1.0);
+    assert_eq!(value(&after, "num_alive_connections"), 1.0);
+    assert_eq!(value(&after, "global_sessions"), 1.0);
+    assert!(value(&after, "approximate_data_size") > value(&before, "approximate_data_size"));
+    assert!(value(&after, "packets_received") >= 8.0);
+    assert!(value(&after, "packets_sent") >= 8.0);
+    // 6 creates + 1 setData (+ createSession) went through the log.
+    assert!(value(&after, "updatelatency_count") >= 7.0, "{after}");
+    assert!(value(&after, "readlatency_count") >= 1.0);
+    // Clients create with `create` or `create2` (this one: create2).
+    assert_eq!(
+        value(&after, "rzk_request_latency_ms_count{op=\"create\"}")
+            + value(&after, "rzk_request_latency_ms_count{op=\"create2\"}"),
+        6.0,
+        "{after}"
+    );
+    assert_eq!(
+        value(&after, "rzk_request_latency_ms_count{op=\"setData\"}"),
+        1.0
+    );
+    assert!(value(&after, "fsynctime_count") >= 1.0);
+    assert!(value(&after, "sync_processor_batch_size_count") >= 1.0);
+    assert!(value(&after, "rzk_txnlog_entries_total") >= 8.0);
+    assert!(value(&after, "uptime") > 0.0);
+    assert!(value(&after, "open_file_descriptor_count") > 0.0);
+    assert!(value(&after, "process_resident_memory_bytes") > 1e6);
+    assert_eq!(value(&after, "rzk_server_state{state=\"standalone\"}"), 1.0);
+    assert_eq!(value(&after, "quorum_size"), 1.0);
+    assert_eq!(value(&after, "synced_followers"), 0.0);
+    assert!(after.ends_with("# EOF\n"));
+
+    // Every command answers under its primary name and aliases, with
+    // ZooKeeper's fields.
+    for (alias, primary) in [
+        ("ruok", "ruok"),
+        ("srvr", "server_stats"),
+        ("server_stats", "server_stats"),
+        ("stat", "stats"),
+        ("mntr", "monitor"),
+        ("conf", "configuration"),
+        ("cons", "connections"),
+        ("envi", "environment"),
+        ("wchs", "watch_summary"),
+        ("wchc", "watches"),
+        ("wchp", "watches_by_path"),
+        ("dump", "dump"),
+        ("dirs", "dirs"),
+        ("isro", "is_read_only"),
+        ("voting_view", "voting_view"),
+        ("zabstate", "zabstate"),
+    ] {
+        let v = s.command(alias);
+        assert_eq!(v["command"], primary, "{alias}: {v}");
+        assert_eq!(v["error"], Value::Null, "{alias}: {v}");
+    }
+    let mntr = s.command("monitor");
+    assert_eq!(mntr["znode_count"], znodes0 as u64 + 6);
+    assert_eq!(mntr["server_state"], "standalone");
+    assert_eq!(mntr["ephemerals_count"], 1);
+    let stats = s.command("stats");
+    assert_eq!(stats["server_stats"]["num_alive_client_connections"], 1);
+    assert_eq!(stats["node_count"], znodes0 as u64 + 6);
+    assert_eq!(stats["connections"].as_array().unwrap().len(), 1);
+    let cons = s.command("cons");
+    assert_eq!(cons["connections"][0]["session_id"], session);
+    assert_eq!(s.command("wchs")["num_total_watches"], 1);
+    assert_eq!(
+        s.command("wchc")["session_id_to_watched_paths"][session.to_string()],
+        serde_json::json!(["/obs0"])
+    );
+    assert_eq!(
+        s.command("dump")["session_id_to_ephemeral_paths"][session.to_string()],
+        serde_json::json!(["/eph"])
+    );
+    assert!(s.command("dirs")["datadir_size"].as_u64().unwrap() > 0);
+    assert_eq!(s.command("isro")["read_only"], false);
+    assert_eq!(s.command("conf")["client_port"], 0);
+    assert_eq!(s.command("leader")["error"], "server is not initialized");
+    let unknown = s.command("nosuch");
+    assert_eq!(unknown["error"], "Unknown command: nosuch");
+    let list = http_get(s.admin(), "/commands");
+    assert_eq!(list.status, 200);
+    for name in ["monitor", "server_stats", "ruok", "snapshot", "watch_summary"] {
+        assert!(
+            list.text().contains(&format!("/commands/{name}\"")),
+            "{}",
+            list.text()
+        );
+    }
+
+    // The snapshot streams the tree as ZooKeeper's snapshot format.
+    let snap = http_get(s.admin(), "/commands/snapshot");
+    assert_eq!(snap.status, 200, "{}", snap.text());
+    assert_eq!(snap.header("content-type"), Some("application/octet-stream"));
+    assert!(snap.header("last_zxid").is_some(), "{:?}", snap.headers);
+    assert_eq!(
+        snap.header("snapshot_size"),
+        Some(snap.body.len().to_string().as_str())
+    );
+    let decoded = rzk::storage::format::decode_snapshot(&snap.body).unwrap();
+    let paths: BTreeSet<&str> = decoded
+        .snapshot
+        .nodes
+        .iter()
+        .map(|n| n.path.as_str())
+        .collect();
+    for p in ["/obs0", "/obs4", "/eph"] {
+        assert!(paths.contains(p), "{p} not in {paths:?}");
+    }
+
+    // srst resets the latency figures.
+    s.command("srst");
+    assert_eq!(s.command("srvr")["server_stats"]["max_latency"], 0);
+
+    // Session close is seen by the gauges.
+    // The session closes when the last handle goes.
+    drop(watch);
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = s.scrape();
+        if value(&t, "num_alive_connections") == 0.0 && value(&t, "ephemerals_count") == 0.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "close not seen:\n{t}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // --log-json: every log line is one JSON object.
+    let log = s.log_text();
+    for line in log.lines() {
+        let v: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string());
+    }
+    assert!(log.contains("snapshot sent to an admin client"), "{log}");
+}
+
+#[test]
+fn admin_can_be_disabled_and_snapshot_is_off_by_default() {
+    let s = Server::start("admin.enableServer=false\n", true);
+    assert!(s.admin.is_none());
+    let log = s.log_text();
+    assert!(log.contains("admin server disabled"), "{log}");
+    // RZK_LOG_FORMAT=json works like --log-json.
+    assert!(
+        log.lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "{log}"
+    );
+    drop(s);
+
+    let s = Server::start("", false);
+    let v = s.command("snapshot");
+    assert_eq!(v["command"], "snapshot");
+    assert!(
+        v["error"].as_str().unwrap().contains("admin.snapshot.enabled"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_busy_admin_port_is_logged_and_the_server_still_serves() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let s = Server::start_with(&format!("admin.serverPort={port}\n"), false, false);
+    // As ZooKeeper's AdminServer: the error is logged, clients are served.
+    let log = s.log_text();
+    assert!(s.admin.is_none(), "{log}");
+    assert!(log.contains("cannot listen for the admin API"), "{log}");
+    let mut c = TcpStream::connect(&s.client).unwrap();
+    c.write_all(b"ruok").unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "imok");
+    assert_eq!(s.scrape().is_empty(), false);
+}
+
+/// PromQL words that are not metric names.
+const PROMQL_WORDS: &[&str] = &[
+    "sum", "rate", "irate", "increase", "histogram_quantile", "by", "without", "avg", "max",
+    "min", "count", "topk", "bottomk", "delta", "deriv", "abs", "clamp_min", "clamp_max",
+    "le", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset",
+    "time", "vector", "scalar", "label_replace", "avg_over_time", "max_over_time",
+    "min_over_time", "changes", "resets", "bool", "instance", "job", "op", "state",
+];
+
+/// Every identifier in a PromQL expression that names a metric: words not
+/// inside `{...}` label matchers, not in quotes, not functions or keywords,
+/// and not Grafana variables (`$__rate_interval`).
+fn metric_names_in(expr: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut depth_braces = 0;
+    let mut in_quotes = false;
+    let mut in_brackets = false;
+    let chars: Vec<char> = expr.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_quotes {
+            if c == '"' {
+                in_quotes = false;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' => in_quotes = true,
+            '{' => depth_braces += 1,
+            '}' => depth_braces -= 1,
+            '[' => in_brackets = true,
+            ']' => in_brackets = false,
+            _ => {}
+        }
+        if (c.is_ascii_alphabetic() || c == '_' || c == '$') && depth_braces == 0 && !in_brackets {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_$:".contains(chars[i]))
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            // Skip `by (...)`/`without (...)` label lists.
+            let rest: String = chars[i..].iter().collect();
+            let is_call = rest.trim_start().starts_with('(');
+            if word.starts_with('$') || PROMQL_WORDS.contains(&word.as_str()) {
+                if word == "by" || word == "without" {
+                    if let Some(close) = rest.find(')') {
+                        i += close + 1;
+                    }
+                }
+                continue;
+            }
+            if !is_call {
+                out.insert(word);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn dashboard_exprs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if (k == "expr" || k == "definition") && x.is_string() {
+                    out.push(x.as_str().unwrap().to_string());
+                } else {
+                    dashboard_exprs(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| dashboard_exprs(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn promql_names_are_extracted() {
+    let n = metric_names_in(
+        "histogram_quantile(0.99, sum by (le, instance) (rate(readlatency_bucket{job=\"rzk\"}[$__rate_interval]))) / on(instance) znode_count",
+    );
+    assert_eq!(
+        n,
+        ["readlatency_bucket", "znode_count"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    assert_eq!(
+        metric_names_in("label_values(up{job=\"rzk\"}, instance)"),
+        BTreeSet::from(["up".to_string()])
+    );
+    assert!(metric_names_in("sum(rate(x_total[5m])) by (instance)").contains("x_total"));
+}
+
+#[test]
+fn dashboard_uses_only_metrics_rzk_exports() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/rzk.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    dashboard_exprs(&dash, &mut exprs);
+    assert!(exprs.len() >= 10, "too few queries: {exprs:?}");
+
+    let s = Server::start("", true);
+    let mut exported = exported_names(&s.scrape());
+    // Prometheus adds these to every target.
+    exported.insert("up".into());
+    exported.insert("scrape_duration_seconds".into());
+    let mut used = BTreeSet::new();
+    for e in &exprs {
+        used.extend(metric_names_in(e));
+    }
+    let missing: Vec<&String> = used.iter().filter(|n| !exported.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard uses metrics rzk does not export: {missing:?}\nexported: {exported:?}"
+    );
+    // It covers what the issue asks for.
+    for want in [
+        "znode_count",
+        "num_alive_connections",
+        "global_sessions",
+        "readlatency_bucket",
+        "updatelatency_bucket",
+        "packets_received",
+        "synced_followers",
+        "quorum_size",
+        "fsynctime_bucket",
+    ] {
+        assert!(used.contains(want), "dashboard lacks {want}: {used:?}");
+    }
+}
