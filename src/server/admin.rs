@@ -443,6 +443,8 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
         }
         "monitor" => fourlw::mntr(p, info)
             .into_iter()
+            // The 4lw has it; ZooKeeper's admin `monitor` shows it only in server_stats.
+            .filter(|(k, _)| k != "fsync_threshold_exceed_count")
             .map(|(k, val)| {
                 let j = if k == "version" || k == "server_state" || k == "last_zxid" {
                     Value::from(val)
