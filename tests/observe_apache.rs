@@ -32,14 +32,6 @@ impl Drop for Apache {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Apache {
     fn start() -> Apache {
         for jar in CLASSPATH.split(':') {

@@ -8,6 +8,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
+
+/// A port that was free a moment ago (for configs that must name one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zookeeper_client as zk;
@@ -51,21 +60,29 @@ impl Server {
     /// As `start`; `expect_admin` says whether to wait for the admin server.
     pub fn start_with(extra: &str, json_by_env: bool, expect_admin: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let cfg = dir.path().join("zoo.cfg");
-        std::fs::write(
-            &cfg,
-            format!(
-                "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
-                 metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0\n\
-                 admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n{extra}",
-                data.display()
-            ),
-        )
-        .unwrap();
+        let cfg = format!(
+            "tickTime=500\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n\
+             metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0\n\
+             admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n{extra}",
+            dir.path().join("data").display()
+        );
+        Server::launch(dir, &cfg, json_by_env, true, expect_admin)
+    }
+
+    /// Runs `rzk server` on `cfg` (written to `dir`/zoo.cfg) and waits for
+    /// the metrics server, and the client port and admin server if asked.
+    pub fn launch(
+        dir: tempfile::TempDir,
+        cfg: &str,
+        json_by_env: bool,
+        wait_client: bool,
+        wait_admin: bool,
+    ) -> Server {
+        let cfg_path = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg_path, cfg).unwrap();
         let log = dir.path().join("server.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rzk"));
-        cmd.arg("server").arg(&cfg);
+        cmd.arg("server").arg(&cfg_path);
         if json_by_env {
             cmd.env("RZK_LOG_FORMAT", "json");
         } else {
@@ -88,13 +105,14 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = s.log_text();
-            if let Some(c) = logged_addr(&text, "serving clients") {
-                s.client = c;
-                s.metrics = logged_addr(&text, "serving Prometheus metrics");
-                s.admin = logged_addr(&text, "serving the admin API");
-                if s.metrics.is_some() && (s.admin.is_some() || !expect_admin) {
-                    return s;
-                }
+            s.client = logged_addr(&text, "serving clients").unwrap_or_default();
+            s.metrics = logged_addr(&text, "serving Prometheus metrics");
+            s.admin = logged_addr(&text, "serving the admin API");
+            if s.metrics.is_some()
+                && (!s.client.is_empty() || !wait_client)
+                && (s.admin.is_some() || !wait_admin)
+            {
+                return s;
             }
             if let Ok(Some(status)) = s.child.try_wait() {
                 panic!("rzk server exited with {status}:\n{text}");
