@@ -15,8 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use zookeeper_client as zk;
 
-const CLASSPATH: &str =
-    "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/servlet-api.jar";
+const CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar:/usr/share/java/servlet-api.jar";
 
 struct Apache {
     child: Child,
@@ -196,7 +195,10 @@ async fn admin_commands_have_apache_zookeepers_fields() {
             .iter()
             .filter(|k| !a.contains(*k) && !own.contains(k.as_str()))
             .collect();
-        assert!(extra.is_empty(), "{cmd}: rzk fields Apache lacks: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "{cmd}: rzk fields Apache lacks: {extra:?}"
+        );
     }
     let m = rzk.command("monitor");
     let am = apache.command("monitor");

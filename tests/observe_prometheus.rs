@@ -53,7 +53,10 @@ impl Prometheus {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(PROMETHEUS)
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -131,10 +134,7 @@ impl Prometheus {
             if ok(&r) {
                 return r;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: `{promql}` gave {r:?}"
-            );
+            assert!(Instant::now() < deadline, "{what}: `{promql}` gave {r:?}");
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -174,10 +174,7 @@ fn ensemble() -> Vec<Server> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_every_server() {
     let servers = ensemble();
-    let targets: Vec<String> = servers
-        .iter()
-        .map(|s| s.metrics.clone().unwrap())
-        .collect();
+    let targets: Vec<String> = servers.iter().map(|s| s.metrics.clone().unwrap()).collect();
     let prom = Prometheus::start(&targets);
 
     // Every server is scraped and up.

@@ -235,13 +235,8 @@ fn is_serving(mode: &str) -> bool {
 
 async fn admin_route(s: Shared, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().trim_end_matches('/').to_string();
-    if req.method() != Method::GET && req.method() != Method::HEAD && req.method() != Method::POST
-    {
-        return reply(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "GET only\n",
-        );
+    if req.method() != Method::GET && req.method() != Method::HEAD && req.method() != Method::POST {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     match path.as_str() {
         "/health/live" => json_reply(StatusCode::OK, &json!({"status": "live"})),
@@ -568,9 +563,7 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
         })),
         "is_read_only" => obj(json!({"read_only": false})),
         // A standalone server has no leader; ZooKeeper says exactly this.
-        "leader" if info.mode == "standalone" => {
-            obj(json!({"error": "server is not initialized"}))
-        }
+        "leader" if info.mode == "standalone" => obj(json!({"error": "server is not initialized"})),
         "leader" => obj(json!({
             "is_leader": info.mode == "leader",
             "leader_id": v.server_id,

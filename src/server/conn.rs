@@ -81,7 +81,11 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
         return;
     };
     let arrivals: Arrivals = Arc::default();
-    arrived(&arrivals, &ctx.stats, crate::proto::OpCode::CreateSession as i32);
+    arrived(
+        &arrivals,
+        &ctx.stats,
+        crate::proto::OpCode::CreateSession as i32,
+    );
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(write_loop(

@@ -201,11 +201,11 @@ impl Core {
                 Ok(bytes) => {
                     stats.recorder.snapshot_written(t.elapsed());
                     tracing::info!(
-                    zxid = format_args!("0x{zxid:x}"),
-                    bytes,
-                    ms = t.elapsed().as_millis() as u64,
-                    "snapshot written"
-                )
+                        zxid = format_args!("0x{zxid:x}"),
+                        bytes,
+                        ms = t.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    )
                 }
                 Err(e) => tracing::error!(error = %e, "snapshot failed"),
             }
@@ -290,7 +290,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     // The bound address, so `clientPort=0` says which port it got.
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
-    tracing::info!(%addr, server_id = id, "serving clients");
+    tracing::info!(%addr, server_id = id, mode = "standalone", "serving clients");
 
     let dir = Arc::new(dir);
     let stats = Arc::new(Stats::new());

@@ -308,7 +308,7 @@ impl Sample {
             znode_count: p.tree.node_count() as u64,
             watch_count: p.watches.count() as u64,
             ephemerals_count: p.tree.ephemeral_count() as u64,
-            approximate_data_size: p.tree.approximate_data_size() as u64,
+            approximate_data_size: p.tree.approximate_data_size(),
             num_alive_connections: p.connection_count() as u64,
             outstanding_requests: info.outstanding,
             packets_received: p.counters.packets_received,
@@ -384,7 +384,12 @@ pub fn registry(s: &Sample, rec: &Recorder) -> Registry {
         "Client packets received",
         s.packets_received,
     );
-    gauge(&mut r, "packets_sent", "Client packets sent", s.packets_sent);
+    gauge(
+        &mut r,
+        "packets_sent",
+        "Client packets sent",
+        s.packets_sent,
+    );
     gauge(
         &mut r,
         "avg_latency",
@@ -503,13 +508,13 @@ pub fn registry(s: &Sample, rec: &Recorder) -> Registry {
         "1 for the state this server is in (standalone, leader, follower, observer, looking)",
         states,
     );
-    gauge(&mut r, "rzk_server_id", "This server's id (myid)", s.server_id);
     gauge(
         &mut r,
-        "rzk_last_zxid",
-        "Highest zxid applied",
-        s.last_zxid,
+        "rzk_server_id",
+        "This server's id (myid)",
+        s.server_id,
     );
+    gauge(&mut r, "rzk_last_zxid", "Highest zxid applied", s.last_zxid);
     gauge(
         &mut r,
         "rzk_data_dir_size_bytes",
@@ -696,11 +701,14 @@ mod tests {
             Some(1.0)
         );
         assert_eq!(
-            value(&text, "rzk_request_latency_ms_bucket{le=\"5.0\",op=\"getData\"}")
-                .or_else(|| value(
-                    &text,
-                    "rzk_request_latency_ms_bucket{op=\"getData\",le=\"5.0\"}"
-                )),
+            value(
+                &text,
+                "rzk_request_latency_ms_bucket{le=\"5.0\",op=\"getData\"}"
+            )
+            .or_else(|| value(
+                &text,
+                "rzk_request_latency_ms_bucket{op=\"getData\",le=\"5.0\"}"
+            )),
             Some(1.0)
         );
     }
@@ -739,6 +747,9 @@ mod tests {
         assert_eq!(p.start_time_seconds, 1_700_000_010.0);
         assert_eq!(p.virtual_bytes, 123456789);
         assert_eq!(p.resident_bytes, 2000 * 4096);
-        assert_eq!(parse_proc_stat("garbage", 100.0, 4096, 0), ProcessInfo::default());
+        assert_eq!(
+            parse_proc_stat("garbage", 100.0, 4096, 0),
+            ProcessInfo::default()
+        );
     }
 }

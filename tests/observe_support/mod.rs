@@ -257,4 +257,3 @@ pub async fn connect(addr: &str) -> zk::Client {
 pub fn persistent() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
 }
-
