@@ -186,6 +186,11 @@ impl Recorder {
         }
     }
 
+    /// A leader election finished after `took` (for replication).
+    pub fn election_finished(&self, took: Duration) {
+        self.election_time.observe(took.as_secs_f64() * 1000.0);
+    }
+
     /// A snapshot was written in `took`.
     pub fn snapshot_written(&self, took: Duration) {
         self.snapshot_time.observe(took.as_secs_f64() * 1000.0);
@@ -302,6 +307,12 @@ pub struct Sample {
 impl Sample {
     /// Reads the processor and what the shell measured. Runs in the core.
     pub fn gather(p: &Processor, info: &ShellInfo, log: LogStats, server_id: u64) -> Sample {
+        let extra = |key: &str| -> Option<u64> {
+            info.extra_mntr
+                .iter()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, v)| v.parse().ok())
+        };
         Sample {
             server_id,
             server_state: info.mode.clone(),
@@ -324,12 +335,13 @@ impl Sample {
             fsync_threshold_exceed_count: info.fsync_threshold_exceeded,
             data_dir_size: info.data_dir_size,
             log_dir_size: info.log_dir_size,
-            // Standalone: a quorum of one, no learners. Replication fills these in.
-            quorum_size: 1,
-            learners: 0,
-            synced_followers: 0,
-            pending_syncs: 0,
-            leader_uptime_ms: 0,
+            // The quorum figures come from the same place as `mntr`'s
+            // leader-only keys; a standalone server has none: a quorum of one.
+            quorum_size: extra("quorum_size").unwrap_or(1),
+            learners: extra("learners").or(extra("followers")).unwrap_or(0),
+            synced_followers: extra("synced_followers").unwrap_or(0),
+            pending_syncs: extra("pending_syncs").unwrap_or(0),
+            leader_uptime_ms: extra("leader_uptime").unwrap_or(0),
             log,
             process: ProcessInfo::default(),
         }
@@ -735,6 +747,44 @@ mod tests {
         assert_eq!(value(&text, "fsynctime_sum"), Some(9.0));
         assert_eq!(value(&text, "sync_processor_batch_size_count"), Some(5.0));
         assert_eq!(value(&text, "sync_processor_batch_size_sum"), Some(41.0));
+    }
+
+    #[test]
+    fn gather_reads_the_tree_and_the_quorum_keys_of_mntr() {
+        use crate::processor::{Clock, Settings};
+        let cfg = crate::config::Config::default();
+        let p = Processor::new(
+            Settings::from_config(&cfg, 1),
+            crate::tree::DataTree::new(),
+            &[],
+            Clock {
+                wall_ms: 0,
+                mono_ms: 0,
+            },
+        );
+        let mut info = ShellInfo {
+            mode: "standalone".into(),
+            ..ShellInfo::default()
+        };
+        let s = Sample::gather(&p, &info, LogStats::default(), 1);
+        assert_eq!(s.znode_count, p.tree.node_count() as u64);
+        assert_eq!((s.quorum_size, s.synced_followers), (1, 0));
+        // What a leader's mntr adds is what /metrics shows.
+        info.mode = "leader".into();
+        info.extra_mntr = vec![
+            ("quorum_size".into(), "3".into()),
+            ("followers".into(), "2".into()),
+            ("synced_followers".into(), "2".into()),
+            ("pending_syncs".into(), "0".into()),
+        ];
+        let s = Sample::gather(&p, &info, LogStats::default(), 1);
+        assert_eq!((s.quorum_size, s.learners, s.synced_followers), (3, 2, 2));
+        let text = encode(&s, &Recorder::default());
+        assert_eq!(value(&text, "synced_followers"), Some(2.0));
+        assert_eq!(
+            value(&text, "rzk_server_state{state=\"leader\"}"),
+            Some(1.0)
+        );
     }
 
     #[test]
