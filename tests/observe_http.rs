@@ -430,3 +430,22 @@ fn dashboard_uses_only_metrics_rzk_exports() {
         assert!(used.contains(want), "dashboard lacks {want}: {used:?}");
     }
 }
+
+#[test]
+fn sigterm_stops_cleanly_with_exit_status_zero() {
+    let mut s = Server::start("", false);
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "did not stop:\n{}", s.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = s.log_text();
+    assert!(status.success(), "{status}:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains("\"ERROR\""), "{log}");
+}

@@ -314,11 +314,16 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     observe.attach(core_tx.clone(), stats.clone());
 
     // A log that can no longer write is fatal: nothing more may be acknowledged.
+    // (Unless we are stopping: then closing the log ends the writer.)
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut watch_log = durable.clone();
+    let log_stopping = stopping.clone();
     tokio::spawn(async move {
         while watch_log.changed().await.is_ok() {}
-        tracing::error!("the transaction log writer stopped; exiting");
-        std::process::exit(1);
+        if !log_stopping.load(Ordering::SeqCst) {
+            tracing::error!("the transaction log writer stopped; exiting");
+            std::process::exit(1);
+        }
     });
 
     if !purge_every.is_zero() {
@@ -373,7 +378,13 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     tokio::select! {
         r = accept => r?,
         _ = core_loop => {},
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        // Flagged inside the branch: select! drops the core (and so the
+        // log) before running a branch's handler.
+        _ = async {
+            shutdown_signal().await;
+            stopping.store(true, Ordering::SeqCst);
+            tracing::info!("shutting down");
+        } => {}
     }
     // Dropping the core drops the log handle, which writes and syncs what is queued.
     Ok(())

@@ -34,8 +34,11 @@ pub fn init_logging(json: bool) {
     let json = json || std::env::var("RZK_LOG_FORMAT").is_ok_and(|v| v == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: container and systemd logs get plain text.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

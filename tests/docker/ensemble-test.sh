@@ -29,6 +29,7 @@ failed=0
 cleanup() {
   docker ps -aq --filter "label=rzk-test=$run" | xargs -r docker rm -f -v >/dev/null 2>&1 || true
   docker network rm "$net" >/dev/null 2>&1 || true
+  docker volume rm "$run-data" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -67,7 +68,8 @@ docker network create "$net" >/dev/null
 
 echo "== one container, image defaults"
 c=$run-single
-docker run -d --name "$c" --label "rzk-test=$run" --network "$net" \
+docker volume create --label "rzk-test=$run" "$run-data" >/dev/null
+docker run -d --name "$c" --label "rzk-test=$run" --network "$net" -v "$run-data:/data" \
   -p 127.0.0.1::2181 -p 127.0.0.1::7000 -p 127.0.0.1::8080 "$image" >/dev/null
 client=$(published "$c" 2181); metrics=$(published "$c" 7000); admin=$(published "$c" 8080)
 check "container serves clients ($client)" wait_serving "$c" "$client"
@@ -87,13 +89,19 @@ check "/health/live 200" test "$(http_status "http://$admin/health/live")" = 200
 check "/health/ready 200" test "$(http_status "http://$admin/health/ready")" = 200
 check "/metrics has znode_count" grep -q '^znode_count ' <<<"$(curl -s --max-time 5 "http://$metrics/metrics")"
 check "admin ruok" grep -q '"error": null' <<<"$(curl -s --max-time 5 "http://$admin/commands/ruok")"
-docker restart -t 10 "$c" >/dev/null
+# A new container on the same volume finds the data: it lives in /data.
+docker stop -t 10 "$c" >/dev/null
+check "stops cleanly on SIGTERM" grep -q "shutting down" <<<"$(docker logs "$c" 2>&1)"
+docker rm -f "$c" >/dev/null
+c=$run-single2
+docker run -d --name "$c" --label "rzk-test=$run" --network "$net" -v "$run-data:/data" \
+  -p 127.0.0.1::2181 "$image" >/dev/null
 client=$(published "$c" 2181)
-check "serves again after a restart" wait_serving "$c" "$client"
+check "a new container on the volume serves" wait_serving "$c" "$client"
 out=$(zk "$client" get /docker-test)
-check "data survives the restart (volume)" grep -qx hello <<<"$out"
-check "logs say it recovered" grep -q "recovered data tree" <<<"$(docker logs "$c" 2>&1)"
-docker rm -f -v "$c" >/dev/null
+check "data survives in the volume" grep -qx hello <<<"$out"
+check "logs say it recovered the tree" grep -q "recovered data tree" <<<"$(docker logs "$c" 2>&1)"
+docker rm -f "$c" >/dev/null
 
 echo "== three containers, one ensemble"
 cfg=$work/zoo.cfg
