@@ -22,6 +22,22 @@ pub enum JuteError {
 
 pub type Result<T> = std::result::Result<T, JuteError>;
 
+/// ZooKeeper tells a null buffer (length -1: a znode created without data)
+/// from an empty one, and clients show the difference. A null buffer is
+/// carried as an empty slice of this static, recognised by its address, so
+/// it survives from request to transaction to tree to snapshot to reply.
+static NULL_MARK: [u8; 16] = *b"jute-null-buffer";
+
+/// An empty buffer that encodes as null.
+pub fn null_buffer() -> Bytes {
+    Bytes::from_static(&NULL_MARK[..0])
+}
+
+/// Is this the null buffer (as opposed to an empty one)?
+pub fn is_null(v: &[u8]) -> bool {
+    v.is_empty() && std::ptr::eq(v.as_ptr(), NULL_MARK.as_ptr())
+}
+
 /// A cursor over a byte slice that decodes jute primitives.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
@@ -87,10 +103,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A buffer; null reads as empty.
+    /// A buffer; null reads as the empty `null_buffer()`, which writes back
+    /// as null.
     pub fn read_buffer(&mut self) -> Result<Bytes> {
         match self.read_len()? {
-            None => Ok(Bytes::new()),
+            None => Ok(null_buffer()),
             Some(n) => Ok(Bytes::copy_from_slice(self.take(n)?)),
         }
     }
@@ -143,6 +160,10 @@ pub trait Writer: BufMut {
         self.put_i64(v);
     }
     fn write_buffer(&mut self, v: &[u8]) {
+        if is_null(v) {
+            self.put_i32(-1);
+            return;
+        }
         self.put_i32(v.len() as i32);
         self.put_slice(v);
     }
@@ -283,6 +304,23 @@ mod tests {
         };
         let bytes = s.to_bytes();
         assert_eq!(Sample::decode(&bytes).unwrap(), s);
+    }
+
+    #[test]
+    fn null_and_empty_buffers_stay_apart() {
+        let mut b = Vec::new();
+        b.write_i32(-1);
+        b.write_i32(0);
+        let mut r = Reader::new(&b);
+        let null = r.read_buffer().unwrap();
+        let empty = r.read_buffer().unwrap();
+        assert!(is_null(&null) && !is_null(&empty));
+        let mut out = Vec::new();
+        null.clone().write(&mut out);
+        empty.write(&mut out);
+        assert_eq!(out, b);
+        assert!(!is_null(&Bytes::new()));
+        assert!(!is_null(&Bytes::from_static(b"")));
     }
 
     #[test]

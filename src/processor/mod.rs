@@ -93,6 +93,9 @@ pub struct ConnStats {
 
 #[derive(Debug, Clone)]
 struct Conn {
+    /// The highest tag sent on this connection: later frames never carry a
+    /// lower one, so replies stay in order and reads never go back in time.
+    last_tag: i64,
     session: i64,
     timeout: u32,
     auth: Vec<Id>,
@@ -118,6 +121,14 @@ pub struct Processor {
     txns_since_snapshot: u64,
     snapshot_after: u64,
     last_reap_ms: u64,
+    /// The highest zxid the shell has told us is durable.
+    durable_hint: i64,
+    /// path -> zxid of the last transaction that changed what reading the
+    /// path returns, for transactions that may not be durable yet. A read
+    /// only has to wait for these, not for every write in flight.
+    dirty: HashMap<String, i64>,
+    /// Set while answering a read: the tag its frames carry.
+    read_tag: Option<i64>,
 }
 
 type Res<T> = Result<T, ErrorCode>;
@@ -134,6 +145,7 @@ impl Processor {
         sessions: &[(i64, i32)],
         now: Clock,
     ) -> Processor {
+        let recovered_zxid = tree.last_zxid;
         let first = session::initial_session_id(settings.server_id, now.wall_ms);
         let mut table = SessionTable::new(settings.tick_time, first);
         for (id, timeout) in sessions {
@@ -151,6 +163,9 @@ impl Processor {
             txns_since_snapshot: 0,
             snapshot_after,
             last_reap_ms: now.mono_ms,
+            durable_hint: recovered_zxid,
+            dirty: HashMap::new(),
+            read_tag: None,
         }
     }
 
@@ -204,7 +219,7 @@ impl Processor {
         err: ErrorCode,
         body: &Response,
     ) {
-        let zxid = self.tree.last_zxid;
+        let zxid = self.current_tag();
         let mut frame = Vec::new();
         encode_reply(
             &ReplyHeader {
@@ -218,16 +233,73 @@ impl Processor {
         self.send(out, conn, frame);
     }
 
+    /// The zxid the frame being built must wait for: the whole tree's for
+    /// writes and global reads, the read's own paths' for path reads.
+    fn current_tag(&self) -> i64 {
+        self.read_tag.unwrap_or(self.tree.last_zxid)
+    }
+
     fn send(&mut self, out: &mut Vec<Effect>, conn: ConnId, frame: Vec<u8>) {
         self.counters.packets_sent += 1;
+        let mut tag = self.current_tag();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
+            tag = tag.max(c.last_tag);
+            c.last_tag = tag;
         }
-        out.push(Effect::Send {
-            conn,
-            tag: self.tree.last_zxid,
-            frame,
-        });
+        out.push(Effect::Send { conn, tag, frame });
+    }
+
+    /// Tells the processor how far the log is durable (cheap; call often).
+    pub fn set_durable(&mut self, zxid: i64) {
+        self.durable_hint = self.durable_hint.max(zxid);
+        if self.dirty.len() > 4096 {
+            self.prune_dirty();
+        }
+    }
+
+    fn prune_dirty(&mut self) {
+        let durable = self.durable_hint;
+        self.dirty.retain(|_, z| *z > durable);
+    }
+
+    /// The tag for a read of `paths` by `conn`: after anything the
+    /// connection was already sent, and after the last change to those paths.
+    fn path_tag(&self, conn: ConnId, paths: &[&str]) -> i64 {
+        let mut tag = self
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.last_tag)
+            .max(self.durable_hint);
+        for p in paths {
+            let p = read_path(p);
+            // Quota stats change in place; everything there waits for all.
+            if p.starts_with(tree::ZOOKEEPER) {
+                return self.tree.last_zxid;
+            }
+            if let Some(z) = self.dirty.get(p) {
+                tag = tag.max(*z);
+            }
+        }
+        tag.min(self.tree.last_zxid)
+    }
+
+    fn mark_dirty(&mut self, changes: &[Change], txn: &Txn, zxid: i64) {
+        let mut mark = |p: &str| {
+            self.dirty.insert(p.to_string(), zxid);
+        };
+        for ch in changes {
+            match ch {
+                Change::Created(p) | Change::Deleted(p) => {
+                    mark(p);
+                    mark(path::parent(p));
+                }
+                Change::DataChanged(p) => mark(p),
+            }
+        }
+        if let Txn::SetAcl(t) = txn {
+            mark(&t.path);
+        }
     }
 
     fn notify(&mut self, out: &mut Vec<Effect>, conn: ConnId, event_type: i32, path: &str) {
@@ -235,7 +307,7 @@ impl Processor {
         frame.write_i32(0);
         ReplyHeader {
             xid: xid::NOTIFICATION,
-            zxid: self.tree.last_zxid,
+            zxid: self.current_tag(),
             err: 0,
         }
         .write(&mut frame);
@@ -301,6 +373,7 @@ impl Processor {
         };
         self.counters.packets_received += 1;
         let mut c = Conn {
+            last_tag: 0,
             session: 0,
             timeout,
             auth: vec![Id {
@@ -311,6 +384,16 @@ impl Processor {
             stats,
         };
         if req.session_id != 0 {
+            // ZooKeeper drops the session's current connection as soon as a
+            // reconnect for it arrives, before checking the password.
+            if let Some(old) = self.session_conn.remove(&req.session_id)
+                && old != conn
+            {
+                if let Some(oc) = self.conns.get_mut(&old) {
+                    oc.session = 0;
+                }
+                self.close(&mut out, old);
+            }
             let valid = req.passwd.as_ref() == session::password(req.session_id)
                 && self.sessions.touch(req.session_id, now.mono_ms);
             if !valid {
@@ -332,15 +415,7 @@ impl Processor {
             c.session = req.session_id;
             let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
             c.timeout = old_timeout.unwrap_or(timeout);
-            if let Some(old) = self.session_conn.insert(req.session_id, conn)
-                && old != conn
-            {
-                // The session moved to this connection; the old one is done.
-                if let Some(oc) = self.conns.get_mut(&old) {
-                    oc.session = 0;
-                }
-                self.close(&mut out, old);
-            }
+            self.session_conn.insert(req.session_id, conn);
         } else {
             let id = self.sessions.next_id();
             c.session = id;
@@ -395,6 +470,7 @@ impl Processor {
     fn commit(&mut self, out: &mut Vec<Effect>, header: TxnHeader, txn: Txn) -> tree::Applied {
         let mut changes = Vec::new();
         let applied = self.tree.apply(&header, &txn, &mut changes);
+        self.mark_dirty(&changes, &txn, header.zxid);
         if let Txn::CloseSession(_) = &txn {
             self.sessions.remove(header.client_id);
         }
@@ -442,7 +518,12 @@ impl Processor {
         let req = match Request::decode(h.op, &mut r) {
             Ok(Some(req)) => req,
             Ok(None) => {
-                tracing::warn!(conn, op = h.op, "request of unknown type");
+                // As ZooKeeper: answer Unimplemented, then drop the connection.
+                tracing::warn!(
+                    conn,
+                    op = h.op,
+                    "request of unknown type; closing connection"
+                );
                 self.reply(
                     &mut out,
                     conn,
@@ -450,11 +531,20 @@ impl Processor {
                     ErrorCode::Unimplemented,
                     &Response::Empty,
                 );
+                self.close(&mut out, conn);
                 return out;
             }
             Err(e) => {
-                tracing::info!(conn, op = h.op, error = %e, "malformed request; closing connection");
-                self.close(&mut out, conn);
+                // As ZooKeeper: a body that does not decode is answered with
+                // MarshallingError; the connection stays usable.
+                tracing::info!(conn, op = h.op, error = %e, "malformed request");
+                self.reply(
+                    &mut out,
+                    conn,
+                    h.xid,
+                    ErrorCode::MarshallingError,
+                    &Response::Empty,
+                );
                 return out;
             }
         };
@@ -478,6 +568,45 @@ impl Processor {
     }
 
     fn dispatch(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        session: i64,
+        xid: i32,
+        req: Request,
+        now: Clock,
+    ) {
+        // Reads of particular paths wait only for those paths' changes;
+        // writes and whole-tree reads (sync, setWatches, counts) wait for all.
+        let paths: Option<Vec<&str>> = match &req {
+            Request::Exists(r) => Some(vec![&r.path]),
+            Request::GetData(r) => Some(vec![&r.path]),
+            Request::GetChildren(r) => Some(vec![&r.path]),
+            Request::GetChildren2(r) => Some(vec![&r.path]),
+            Request::GetAcl(r) => Some(vec![&r.path]),
+            Request::MultiRead(ops) => Some(
+                ops.iter()
+                    .map(|op| match op {
+                        MultiOp::GetData(g) => g.path.as_str(),
+                        MultiOp::GetChildren(g) => g.path.as_str(),
+                        _ => "/zookeeper",
+                    })
+                    .collect(),
+            ),
+            Request::Ping
+            | Request::WhoAmI
+            | Request::Auth(_)
+            | Request::AddWatch(_)
+            | Request::CheckWatches(_)
+            | Request::RemoveWatches(_) => Some(Vec::new()),
+            _ => None,
+        };
+        self.read_tag = paths.map(|p| self.path_tag(conn, &p));
+        self.dispatch_inner(out, conn, session, xid, req, now);
+        self.read_tag = None;
+    }
+
+    fn dispatch_inner(
         &mut self,
         out: &mut Vec<Effect>,
         conn: ConnId,
@@ -568,7 +697,9 @@ impl Processor {
                 let res = match a.mode {
                     0 | 1 if path::validate(&a.path).is_ok() => {
                         self.watches.add_persistent(&a.path, conn, a.mode == 1);
-                        Ok(Response::Empty)
+                        // ZooKeeper answers addWatch with an ErrorResponse body
+                        // (err 0), and the Java client reads it.
+                        Ok(Response::Number(0))
                     }
                     _ => Err(ErrorCode::BadArguments),
                 };
@@ -731,7 +862,7 @@ impl Processor {
     // ---- reads ----------------------------------------------------------
 
     fn node_for_read(&self, auth: &[Id], p: &str) -> Res<&tree::Node> {
-        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        let n = self.tree.get(read_path(p)).ok_or(ErrorCode::NoNode)?;
         if !acl::allowed(&self.tree.acl_of(n), perms::READ, auth) {
             return fail(ErrorCode::NoAuth);
         }
@@ -742,6 +873,7 @@ impl Processor {
         if p.contains('\0') {
             return fail(ErrorCode::BadArguments);
         }
+        let p = read_path(p);
         if let Some(n) = self.tree.get(p)
             && !acl::allowed(&self.tree.acl_of(n), perms::READ, auth)
         {
@@ -756,6 +888,7 @@ impl Processor {
     fn get_data(&mut self, conn: ConnId, auth: &[Id], p: &str, watch: bool) -> Res<(Bytes, Stat)> {
         let n = self.node_for_read(auth, p)?;
         let r = (n.data.clone(), n.stat());
+        let p = read_path(p);
         if watch {
             self.watches.data.add(p, conn, watch::STANDARD);
         }
@@ -771,6 +904,7 @@ impl Processor {
     ) -> Res<(Vec<String>, Stat)> {
         let n = self.node_for_read(auth, p)?;
         let r = (n.children.iter().cloned().collect(), n.stat());
+        let p = read_path(p);
         if watch {
             self.watches.child.add(p, conn, watch::STANDARD);
         }
@@ -778,7 +912,7 @@ impl Processor {
     }
 
     fn get_acl(&self, auth: &[Id], p: &str) -> Res<Response> {
-        let n = self.tree.get(p).ok_or(ErrorCode::NoNode)?;
+        let n = self.tree.get(read_path(p)).ok_or(ErrorCode::NoNode)?;
         let list = self.tree.acl_of(n);
         if !acl::allowed(&list, perms::READ | perms::ADMIN, auth) {
             return fail(ErrorCode::NoAuth);
@@ -1174,6 +1308,7 @@ impl Processor {
     /// Expires sessions and reaps empty containers and expired TTL nodes.
     pub fn tick(&mut self, now: Clock) -> Vec<Effect> {
         let mut out = Vec::new();
+        self.prune_dirty();
         for id in self.sessions.expired(now.mono_ms) {
             tracing::info!("expiring session 0x{:x}", id);
             let hdr = self.next_header(id, 0, OpCode::CloseSession, now);
@@ -1235,6 +1370,12 @@ impl Processor {
     }
 }
 
+/// Reads take paths as given, unvalidated, as ZooKeeper does; "" is its
+/// alias of the root.
+fn read_path(p: &str) -> &str {
+    if p.is_empty() { "/" } else { p }
+}
+
 /// The short op names `cons` shows as the last operation.
 pub fn op_name(op: i32) -> &'static str {
     match OpCode::from_i32(op) {
@@ -1264,3 +1405,45 @@ pub fn op_name(op: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+/// Helpers for fuzzing and property tests: drive a processor with bytes.
+pub mod fuzzing {
+    use super::*;
+
+    /// Connects one client, then splits `data` into frames (a length byte,
+    /// then that many bytes) and feeds each as a request.
+    pub fn drive(data: &[u8]) {
+        let settings = Settings {
+            server_id: 1,
+            min_session_timeout: 4000,
+            max_session_timeout: 40000,
+            tick_time: 2000,
+            extended_types: true,
+            super_digest: None,
+            reconfig_enabled: false,
+            snap_count: 100,
+            container_check_interval_ms: 10,
+            container_max_per_minute: 10_000,
+        };
+        let now = |ms: u64| Clock {
+            wall_ms: ms as i64,
+            mono_ms: ms,
+        };
+        let mut p = Processor::new(settings, DataTree::new(), &[], now(0));
+        let connect = ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        };
+        p.connect(1, "127.0.0.1:1", &connect.to_bytes(), now(0));
+        let mut rest = data;
+        let mut t = 0;
+        while let Some((&len, tail)) = rest.split_first() {
+            let n = (len as usize).min(tail.len());
+            let (frame, next) = tail.split_at(n);
+            t += 7;
+            let _ = p.request(1, frame, now(t));
+            let _ = p.tick(now(t));
+            rest = next;
+        }
+    }
+}

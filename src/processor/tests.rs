@@ -476,31 +476,178 @@ fn resume_with_password_and_refuse_bad_one() {
         ..req
     };
     let eff = p.connect(3, "127.0.0.1:5002", &bad.to_bytes(), clock(100));
-    let Effect::Send { frame, .. } = &eff[0] else {
-        panic!()
-    };
+    // As ZooKeeper: the session's current connection is dropped first.
+    assert!(matches!(eff[0], Effect::Close { conn: 2, .. }));
+    let (_, frame) = eff
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send { conn: 3, frame, .. } => Some(((), frame)),
+            _ => None,
+        })
+        .unwrap();
     assert_eq!(ConnectResponse::decode(&frame[4..]).unwrap().time_out, 0);
-    assert!(matches!(eff[1], Effect::Close { conn: 3, .. }));
+    assert!(matches!(eff.last(), Some(Effect::Close { conn: 3, .. })));
 }
 
 #[test]
 fn malformed_requests_close_the_connection_without_panicking() {
     let mut p = new_processor();
     let _c = connect(&mut p, 1, 0);
-    for junk in [
-        vec![],
-        vec![0, 0, 0],
-        vec![0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff],
-    ] {
+    for junk in [vec![], vec![0, 0, 0]] {
         let eff = p.request(1, &junk, clock(1));
         assert!(
             eff.iter().any(|e| matches!(e, Effect::Close { .. })),
             "{junk:?}"
         );
     }
+    // A header with a body that does not decode: MarshallingError, still open.
+    let eff = p.request(1, &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff], clock(1));
+    assert!(!eff.iter().any(|e| matches!(e, Effect::Close { .. })));
+    let (h, _) = frames_to(&eff, 1).pop().unwrap();
+    assert_eq!(h.err, ErrorCode::MarshallingError as i32);
     assert!(
         p.connect(9, "x", &[1, 2], clock(1))
             .iter()
             .any(|e| matches!(e, Effect::Close { .. }))
     );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn arbitrary_frames_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+        super::fuzzing::drive(&data);
+    }
+
+    /// Frames that start with a real header and op code reach deeper.
+    #[test]
+    fn arbitrary_bodies_never_panic(
+        ops in proptest::collection::vec((proptest::sample::select(vec![1i32,2,3,4,5,6,7,8,9,11,12,13,14,15,16,17,18,19,21,22,100,101,103,104,105,106,107,-11]),
+                                          proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 1..8)
+    ) {
+        let mut data = Vec::new();
+        for (op, body) in ops {
+            let mut frame = RequestHeader { xid: 1, op }.to_bytes();
+            frame.extend(body);
+            frame.truncate(255);
+            data.push(frame.len() as u8);
+            data.extend(frame);
+        }
+        super::fuzzing::drive(&data);
+    }
+}
+
+/// The tag a connection's last frame carried in these effects.
+fn last_tag(effects: &[Effect], conn: ConnId) -> i64 {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { conn: c, tag, .. } if *c == conn => Some(*tag),
+            _ => None,
+        })
+        .next_back()
+        .unwrap()
+}
+
+#[test]
+fn reads_wait_only_for_the_writes_they_can_see() {
+    let mut p = new_processor();
+    let mut a = connect(&mut p, 1, 0);
+    let mut b = connect(&mut p, 2, 0);
+    create(&mut p, &mut a, "/x", 0);
+    create(&mut p, &mut a, "/y", 0);
+    p.set_durable(p.last_zxid());
+    p.tick(clock(1));
+    let durable = p.last_zxid();
+    // a writes /x; it is not durable yet.
+    let (eff, h, _) = call(
+        &mut p,
+        &mut a,
+        OpCode::SetData,
+        &SetDataRequest {
+            path: "/x".into(),
+            data: Bytes::new(),
+            version: -1,
+        },
+        2,
+    );
+    let write_zxid = h.zxid;
+    assert_eq!(last_tag(&eff, 1), write_zxid);
+    // b reads /y: nothing it can see is pending, so it need not wait.
+    let (eff, h, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        3,
+    );
+    assert_eq!(last_tag(&eff, 2), durable);
+    assert_eq!(
+        h.zxid, durable,
+        "the reply claims no zxid that may not be durable"
+    );
+    // b reads /x: it sees the write, so it waits for it.
+    let (eff, _, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/x".into(),
+            watch: false,
+        },
+        4,
+    );
+    assert_eq!(last_tag(&eff, 2), write_zxid);
+    // ...and b's later reads never go back.
+    let (eff, _, _) = call(
+        &mut p,
+        &mut b,
+        OpCode::GetData,
+        &GetDataRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        5,
+    );
+    assert_eq!(last_tag(&eff, 2), write_zxid);
+    // The parent's children and stat changed with a create below it.
+    let mut c = connect(&mut p, 3, 0);
+    p.set_durable(p.last_zxid());
+    call(
+        &mut p,
+        &mut a,
+        OpCode::Create,
+        &CreateRequest {
+            path: "/y/c".into(),
+            acl: acl::open_acl_unsafe(),
+            ..Default::default()
+        },
+        6,
+    );
+    let created = p.last_zxid();
+    let (eff, _, _) = call(
+        &mut p,
+        &mut c,
+        OpCode::GetChildren,
+        &GetChildrenRequest {
+            path: "/y".into(),
+            watch: false,
+        },
+        7,
+    );
+    assert_eq!(last_tag(&eff, 3), created);
+    // Once durable, entries are pruned and reads go straight out.
+    p.set_durable(created);
+    p.tick(clock(8));
+    let (eff, _, _) = call(
+        &mut p,
+        &mut c,
+        OpCode::Sync,
+        &SyncRequest { path: "/".into() },
+        9,
+    );
+    assert_eq!(last_tag(&eff, 3), created);
 }

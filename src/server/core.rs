@@ -104,6 +104,7 @@ struct Core {
     snapshot_busy: Arc<AtomicBool>,
     stats: Arc<Stats>,
     server_id: u64,
+    durable: watch::Receiver<i64>,
 }
 
 fn clock(start: Instant) -> Clock {
@@ -119,6 +120,7 @@ fn clock(start: Instant) -> Clock {
 impl Core {
     fn handle(&mut self, msg: CoreMsg) {
         let now = clock(self.start);
+        self.p.set_durable(*self.durable.borrow());
         let effects = match msg {
             CoreMsg::Connect {
                 conn,
@@ -310,6 +312,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         snapshot_busy: Arc::new(AtomicBool::new(false)),
         stats: stats.clone(),
         server_id: id,
+        durable: durable.clone(),
     };
     observe.attach(core_tx.clone(), stats.clone());
 
@@ -367,6 +370,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    core.p.set_durable(*core.durable.borrow());
                     let effects = core.p.tick(clock(core.start));
                     core.apply(effects);
                     core.stats.recorder.log_progress(core.log.stats());

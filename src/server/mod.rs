@@ -33,6 +33,7 @@ pub struct ServerArgs {
 pub fn init_logging(json: bool) {
     let json = json || std::env::var("RZK_LOG_FORMAT").is_ok_and(|v| v == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: container and systemd logs get plain text.
     use std::io::IsTerminal;

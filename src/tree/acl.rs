@@ -175,7 +175,12 @@ fn valid_ip_spec(spec: &str) -> bool {
         Some((n, b)) => (n, b.parse::<u32>().ok()),
         None => (spec, Some(0)),
     };
-    bits.is_some() && net.parse::<std::net::IpAddr>().is_ok()
+    let max = match net.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => 32,
+        Ok(std::net::IpAddr::V6(_)) => 128,
+        Err(_) => return false,
+    };
+    bits.is_some_and(|b| b <= max)
 }
 
 /// Is this ACL id one a known scheme accepts (ZooKeeper's `isValid`)?

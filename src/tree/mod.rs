@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod path;
+mod quota;
 pub mod watch;
 
 use crate::proto::txn::{CreateTxn, Txn, TxnHeader};
@@ -69,10 +70,25 @@ pub struct Node {
 }
 
 impl Node {
+    /// The stat clients see. The stored cversion counts child creations
+    /// (it numbers sequential children); clients see creations plus
+    /// deletions, which is twice the creations less the children left.
+    /// Container and TTL markers in ephemeralOwner are not shown.
     pub fn stat(&self) -> Stat {
         let mut s = Stat::from(&self.stat);
         s.data_length = self.data.len() as i32;
         s.num_children = self.children.len() as i32;
+        s.cversion = self
+            .stat
+            .cversion
+            .wrapping_mul(2)
+            .wrapping_sub(s.num_children);
+        if !matches!(
+            NodeKind::of(self.stat.ephemeral_owner),
+            NodeKind::Ephemeral(_)
+        ) {
+            s.ephemeral_owner = 0;
+        }
         s
     }
 }
@@ -136,6 +152,8 @@ pub struct DataTree {
     /// The zxid of the last transaction applied.
     pub last_zxid: i64,
     data_size: u64,
+    /// Subtrees with a quota (see `quota`).
+    quota_roots: BTreeSet<String>,
 }
 
 impl Default for DataTree {
@@ -187,6 +205,7 @@ impl DataTree {
             ttls: BTreeSet::new(),
             last_zxid: 0,
             data_size: 0,
+            quota_roots: BTreeSet::new(),
         }
     }
 
@@ -219,6 +238,7 @@ impl DataTree {
                 children,
             },
         );
+        self.quota_node_added(path, false);
         true
     }
 
@@ -392,7 +412,10 @@ impl DataTree {
             children: BTreeSet::new(),
         };
         let out = node.stat();
+        let len = node.data.len() as i64;
         self.nodes.insert(path.to_string(), node);
+        self.quota_node_added(path, true);
+        self.quota_account(path, 1, len);
         changes.push(Change::Created(path.to_string()));
         Ok((out, undo))
     }
@@ -422,6 +445,8 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
+        self.quota_node_removed(path);
+        self.quota_account(path, -1, -(node.data.len() as i64));
         changes.push(Change::Deleted(path.to_string()));
         Ok(Undo::Deleted {
             path: path.to_string(),
@@ -448,11 +473,13 @@ impl DataTree {
         };
         self.data_size =
             (self.data_size + data.len() as u64).saturating_sub(node.data.len() as u64);
+        let grew = data.len() as i64 - node.data.len() as i64;
         node.data = data;
         node.stat.mtime = time;
         node.stat.mzxid = zxid;
         node.stat.version = version;
         let stat = node.stat();
+        self.quota_account(path, 0, grew);
         changes.push(Change::DataChanged(path.to_string()));
         Ok((stat, undo))
     }
@@ -487,6 +514,8 @@ impl DataTree {
                 parent_pzxid,
             } => {
                 if let Some(node) = self.nodes.remove(&path) {
+                    self.quota_node_removed(&path);
+                    self.quota_account(&path, -1, -(node.data.len() as i64));
                     self.acls.release(node.acl);
                     self.data_size = self
                         .data_size
@@ -507,19 +536,24 @@ impl DataTree {
             } => {
                 node.acl = self.acls.intern(&acl);
                 self.data_size += (path.len() + node.data.len()) as u64;
+                let len = node.data.len() as i64;
                 self.track(&path, node.stat.ephemeral_owner);
                 if let Some(parent) = self.nodes.get_mut(path::parent(&path)) {
                     parent.children.insert(path::name(&path).to_string());
                     parent.stat.pzxid = parent_pzxid;
                 }
-                self.nodes.insert(path, node);
+                self.nodes.insert(path.clone(), node);
+                self.quota_node_added(&path, false);
+                self.quota_account(&path, 1, len);
             }
             Undo::DataSet { path, data, stat } => {
                 if let Some(node) = self.nodes.get_mut(&path) {
                     self.data_size =
                         (self.data_size + data.len() as u64).saturating_sub(node.data.len() as u64);
+                    let grew = data.len() as i64 - node.data.len() as i64;
                     node.data = data;
                     node.stat = stat;
+                    self.quota_account(&path, 0, grew);
                 }
             }
             Undo::AclSet {
@@ -726,7 +760,9 @@ mod tests {
         );
         assert!(t.get("/a/e").is_none());
         let a = t.stat("/a").unwrap();
-        assert_eq!((a.cversion, a.pzxid, a.num_children), (1, 4, 0));
+        // One create and one delete: clients see two child changes.
+        assert_eq!((a.cversion, a.pzxid, a.num_children), (2, 4, 0));
+        assert_eq!(t.get("/a").unwrap().stat.cversion, 1, "stored: creations");
         assert_eq!(t.last_zxid, 4);
         assert_eq!(
             ch,
