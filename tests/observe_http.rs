@@ -200,6 +200,17 @@ async fn metrics_and_admin_follow_real_client_traffic() {
         assert!(v["level"].is_string() && v["fields"]["message"].is_string());
     }
     assert!(log.contains("snapshot sent to an admin client"), "{log}");
+    // Session changes are logged once each, at info, with the session id.
+    let sid = format!("0x{session:x}");
+    for msg in ["session established", "session closed by its client"] {
+        let lines: Vec<Value> = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == msg && v["fields"]["session"] == sid.as_str())
+            .collect();
+        assert_eq!(lines.len(), 1, "{msg} {sid}:\n{log}");
+        assert_eq!(lines[0]["level"], "INFO");
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use super::recovery;
 use crate::config::Config;
 use crate::processor::fourlw::{self, ShellInfo};
 use crate::processor::{Clock, Effect, Processor, Settings};
+use crate::proto::OpCode;
 use crate::storage::{DataDir, LogEntry, TxnLog};
 use crate::tree::watch::ConnId;
 use std::collections::HashMap;
@@ -129,9 +130,27 @@ impl Core {
                 out,
             } => {
                 self.writers.insert(conn, out);
-                self.p.connect(conn, &addr, &frame, now)
+                let effects = self.p.connect(conn, &addr, &frame, now);
+                if let Some((session, timeout)) = self.session_of(conn) {
+                    tracing::info!(
+                        session = format_args!("0x{session:x}"),
+                        timeout_ms = timeout,
+                        client = %addr,
+                        "session established"
+                    );
+                }
+                effects
             }
-            CoreMsg::Request { conn, frame } => self.p.request(conn, &frame, now),
+            CoreMsg::Request { conn, frame } => {
+                let closing = frame.get(4..8) == Some(&(OpCode::CloseSession as i32).to_be_bytes());
+                if closing && let Some((session, _)) = self.session_of(conn) {
+                    tracing::info!(
+                        session = format_args!("0x{session:x}"),
+                        "session closed by its client"
+                    );
+                }
+                self.p.request(conn, &frame, now)
+            }
             CoreMsg::Disconnected { conn } => {
                 self.writers.remove(&conn);
                 self.p.disconnected(conn);
@@ -213,6 +232,15 @@ impl Core {
             }
             busy.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// The session (id, timeout) a connection has, once established.
+    fn session_of(&self, conn: ConnId) -> Option<(i64, u32)> {
+        self.p
+            .connections()
+            .find(|(id, ..)| *id == conn)
+            .map(|(_, _, session, timeout, _)| (session, timeout))
+            .filter(|(session, _)| *session != 0)
     }
 
     fn shell_info(&self) -> ShellInfo {
