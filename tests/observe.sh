@@ -4,6 +4,8 @@
 #
 #   tests/observe.sh            # all
 #   tests/observe.sh --no-docker
+#   RZK_BINARY=target/debug/rzk tests/observe.sh   # image from the debug build
+#                                                  # (no release build; ~11 MB stripped)
 #
 # Installs (apt, as root, only what is missing):
 #   zookeeper libservlet-api-java   Apache ZooKeeper 3.8 + Jetty's servlet API: the

@@ -564,11 +564,24 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
         "is_read_only" => obj(json!({"read_only": false})),
         // A standalone server has no leader; ZooKeeper says exactly this.
         "leader" if info.mode == "standalone" => obj(json!({"error": "server is not initialized"})),
-        "leader" => obj(json!({
-            "is_leader": info.mode == "leader",
-            "leader_id": v.server_id,
-            "leader_ip": "",
-        })),
+        // In an ensemble the quorum code names the leader in mntr's extra keys.
+        "leader" => {
+            let extra = |k: &str| {
+                info.extra_mntr
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+            };
+            let is_leader = info.mode == "leader";
+            let leader_id = extra("leader_id")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(if is_leader { v.server_id as i64 } else { -1 });
+            obj(json!({
+                "is_leader": is_leader,
+                "leader_id": leader_id,
+                "leader_ip": extra("leader_ip").unwrap_or_default(),
+            }))
+        }
         "voting_view" => {
             let view: Map<String, Value> = if info.mode == "standalone" {
                 Map::new()
