@@ -55,7 +55,12 @@ mkdir -p "$ctx/target/release" "$ctx/docker"
 strip -o "$ctx/target/release/rzk" "$RZK_BINARY"
 cp "$repo/docker/zoo.cfg" "$ctx/docker/zoo.cfg"
 cp "$repo/Dockerfile" "$ctx/Dockerfile"
+old=$(docker image inspect "$image" --format '{{.Id}}' 2>/dev/null || true)
 docker build --quiet -f "$ctx/Dockerfile" --target prebuilt \
   --build-arg RUNTIME_IMAGE="$base" -t "$image" "$ctx" >/dev/null
+# The image this one replaced would linger untagged; remove it if unused.
+if [ -n "$old" ] && [ "$old" != "$(docker image inspect "$image" --format '{{.Id}}')" ]; then
+  docker rmi "$old" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect "$image" --format '{{.Size}}')
 echo "built $image: $size bytes ($((size / 1024 / 1024)) MiB; binary $(stat -c %s "$ctx/target/release/rzk") bytes)"
