@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suites need on a fresh machine (Debian 12 + Rust +
 # Python 3.11): Apache ZooKeeper 3.8 (the differential oracle and the source
-# of zkCli.sh), tmux (the interactive CLI test). Idempotent; needs root.
+# of zkCli.sh), tmux (the interactive CLI test), Jetty's servlet API (Apache's
+# AdminServer, the oracle of tests/observe_apache.rs), Prometheus (scrapes rzk
+# in tests/observe_prometheus.rs). Idempotent; needs root.
 set -euo pipefail
 need=()
-for pkg in zookeeper tmux; do
+for pkg in zookeeper tmux libservlet-api-java prometheus; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

@@ -73,6 +73,8 @@ pub struct Config {
     pub admin_enabled: bool,
     pub admin_address: String,
     pub admin_port: u16,
+    /// `admin.snapshot.enabled`: may the admin API stream a snapshot.
+    pub admin_snapshot_enabled: bool,
     pub readonly_mode_enabled: bool,
     /// Keys we did not know, for warnings.
     pub unknown_keys: Vec<String>,
@@ -113,6 +115,7 @@ impl Default for Config {
             admin_enabled: true,
             admin_address: "0.0.0.0".into(),
             admin_port: 8080,
+            admin_snapshot_enabled: false,
             readonly_mode_enabled: false,
             unknown_keys: Vec::new(),
         }
@@ -297,6 +300,7 @@ impl Config {
                 "admin.enableServer" => c.admin_enabled = boolean(key, value)?,
                 "admin.serverAddress" => c.admin_address = value.to_string(),
                 "admin.serverPort" => c.admin_port = port(key, value)?,
+                "admin.snapshot.enabled" => c.admin_snapshot_enabled = boolean(key, value)?,
                 // Accepted and meaningless for rzk (or not yet used).
                 "electionAlg"
                 | "quorumListenOnAllIPs"

@@ -31,7 +31,8 @@ pub struct Ctx {
     pub max_buffer: usize,
 }
 
-type Arrivals = Arc<Mutex<VecDeque<Instant>>>;
+/// When each unanswered request arrived, and its type (for per-op latency).
+type Arrivals = Arc<Mutex<VecDeque<(Instant, i32)>>>;
 
 /// Reads one length-prefixed frame; None on EOF, error or a bad length.
 async fn read_frame(rd: &mut OwnedReadHalf, len: i32, ctx: &Ctx) -> Option<Vec<u8>> {
@@ -44,11 +45,19 @@ async fn read_frame(rd: &mut OwnedReadHalf, len: i32, ctx: &Ctx) -> Option<Vec<u
     Some(buf)
 }
 
-fn arrived(arrivals: &Arrivals, stats: &Stats) {
+/// The request type in a request frame's header (xid, type, ...).
+fn op_of(frame: &[u8]) -> i32 {
+    frame
+        .get(4..8)
+        .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
+}
+
+fn arrived(arrivals: &Arrivals, stats: &Stats, op: i32) {
     arrivals
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push_back(Instant::now());
+        .push_back((Instant::now(), op));
     stats.outstanding.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -72,7 +81,11 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
         return;
     };
     let arrivals: Arrivals = Arc::default();
-    arrived(&arrivals, &ctx.stats);
+    arrived(
+        &arrivals,
+        &ctx.stats,
+        crate::proto::OpCode::CreateSession as i32,
+    );
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
     let writer = tokio::spawn(write_loop(
@@ -99,7 +112,7 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
                 f = read_frame(&mut rd, len, &ctx) => match f { Some(f) => f, None => break },
                 _ = &mut closed_rx => break,
             };
-            arrived(&arrivals, &ctx.stats);
+            arrived(&arrivals, &ctx.stats, op_of(&frame));
             if ctx
                 .core
                 .send(CoreMsg::Request {
@@ -150,9 +163,9 @@ async fn write_loop(
                     // Replies (not notifications) answer the oldest request.
                     let is_notification = frame.len() >= 8 && frame[4..8] == (-1i32).to_be_bytes();
                     if !is_notification
-                        && let Some(t) = arrivals.lock().ok().and_then(|mut a| a.pop_front())
+                        && let Some((t, op)) = arrivals.lock().ok().and_then(|mut a| a.pop_front())
                     {
-                        stats.record(t.elapsed().as_millis() as u64);
+                        stats.record_op(op, t.elapsed());
                         stats.outstanding.fetch_sub(1, Ordering::Relaxed);
                     }
                     if w.write_all(&frame).await.is_err() {

@@ -1,10 +1,12 @@
 //! The core task: owns the processor, turns its effects into IO.
 
 use super::conn::{self, Out};
+use super::metrics::Recorder;
 use super::recovery;
 use crate::config::Config;
 use crate::processor::fourlw::{self, ShellInfo};
 use crate::processor::{Clock, Effect, Processor, Settings};
+use crate::proto::OpCode;
 use crate::storage::{DataDir, LogEntry, TxnLog};
 use crate::tree::watch::ConnId;
 use std::collections::HashMap;
@@ -34,6 +36,19 @@ pub enum CoreMsg {
         word: &'static str,
         reply: oneshot::Sender<String>,
     },
+    /// A question from the admin or metrics server, run inside the core
+    /// task (the processor's only owner); the closure sends its own reply.
+    Inspect(Box<dyn FnOnce(View<'_>) + Send>),
+}
+
+/// What an `Inspect` closure may look at.
+pub struct View<'a> {
+    pub p: &'a mut Processor,
+    pub info: ShellInfo,
+    pub cfg: &'a Config,
+    pub log: crate::storage::LogStats,
+    pub server_id: u64,
+    pub stats: &'a Stats,
 }
 
 /// Latency and load counters shared by the connection tasks.
@@ -43,6 +58,8 @@ pub struct Stats {
     pub latency_min_ms: AtomicU64,
     pub latency_max_ms: AtomicU64,
     pub outstanding: AtomicI64,
+    /// Histograms for `/metrics`.
+    pub recorder: Recorder,
 }
 
 impl Stats {
@@ -53,7 +70,14 @@ impl Stats {
             latency_min_ms: AtomicU64::new(u64::MAX),
             latency_max_ms: AtomicU64::new(0),
             outstanding: AtomicI64::new(0),
+            recorder: Recorder::default(),
         }
+    }
+
+    /// One request of type `op` answered `took` after it arrived.
+    pub fn record_op(&self, op: i32, took: Duration) {
+        self.record(took.as_millis() as u64);
+        self.recorder.request(op, took);
     }
 
     pub fn record(&self, ms: u64) {
@@ -63,7 +87,7 @@ impl Stats {
         self.latency_max_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
-    fn reset(&self) {
+    pub fn reset(&self) {
         self.latency_count.store(0, Ordering::Relaxed);
         self.latency_total_ms.store(0, Ordering::Relaxed);
         self.latency_min_ms.store(u64::MAX, Ordering::Relaxed);
@@ -80,6 +104,7 @@ struct Core {
     start: Instant,
     snapshot_busy: Arc<AtomicBool>,
     stats: Arc<Stats>,
+    server_id: u64,
     durable: watch::Receiver<i64>,
 }
 
@@ -105,9 +130,27 @@ impl Core {
                 out,
             } => {
                 self.writers.insert(conn, out);
-                self.p.connect(conn, &addr, &frame, now)
+                let effects = self.p.connect(conn, &addr, &frame, now);
+                if let Some((session, timeout)) = self.session_of(conn) {
+                    tracing::info!(
+                        session = format_args!("0x{session:x}"),
+                        timeout_ms = timeout,
+                        client = %addr,
+                        "session established"
+                    );
+                }
+                effects
             }
-            CoreMsg::Request { conn, frame } => self.p.request(conn, &frame, now),
+            CoreMsg::Request { conn, frame } => {
+                let closing = frame.get(4..8) == Some(&(OpCode::CloseSession as i32).to_be_bytes());
+                if closing && let Some((session, _)) = self.session_of(conn) {
+                    tracing::info!(
+                        session = format_args!("0x{session:x}"),
+                        "session closed by its client"
+                    );
+                }
+                self.p.request(conn, &frame, now)
+            }
             CoreMsg::Disconnected { conn } => {
                 self.writers.remove(&conn);
                 self.p.disconnected(conn);
@@ -124,6 +167,17 @@ impl Core {
                     &self.cfg.four_letter_words,
                     &info,
                 ));
+                Vec::new()
+            }
+            CoreMsg::Inspect(f) => {
+                f(View {
+                    info: self.shell_info(),
+                    p: &mut self.p,
+                    cfg: &self.cfg,
+                    log: self.log.stats(),
+                    server_id: self.server_id,
+                    stats: &self.stats,
+                });
                 Vec::new()
             }
         };
@@ -161,19 +215,32 @@ impl Core {
         self.log.roll();
         let dir = self.dir.clone();
         let busy = self.snapshot_busy.clone();
+        let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             match dir.write_snapshot(zxid, &snap) {
-                Ok(bytes) => tracing::info!(
-                    zxid = format_args!("0x{zxid:x}"),
-                    bytes,
-                    ms = t.elapsed().as_millis() as u64,
-                    "snapshot written"
-                ),
+                Ok(bytes) => {
+                    stats.recorder.snapshot_written(t.elapsed());
+                    tracing::info!(
+                        zxid = format_args!("0x{zxid:x}"),
+                        bytes,
+                        ms = t.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    )
+                }
                 Err(e) => tracing::error!(error = %e, "snapshot failed"),
             }
             busy.store(false, Ordering::SeqCst);
         });
+    }
+
+    /// The session (id, timeout) a connection has, once established.
+    fn session_of(&self, conn: ConnId) -> Option<(i64, u32)> {
+        self.p
+            .connections()
+            .find(|(id, ..)| *id == conn)
+            .map(|(_, _, session, timeout, _)| (session, timeout))
+            .filter(|(session, _)| *session != 0)
     }
 
     fn shell_info(&self) -> ShellInfo {
@@ -243,6 +310,8 @@ fn max_fds() -> u64 {
 /// Recovers, then serves clients until SIGINT/SIGTERM.
 pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let start = Instant::now();
+    // Up before recovery, so liveness probes pass while a big tree loads.
+    let observe = super::admin::start(&cfg).await?;
     let mut dir = DataDir::open(&cfg.data_dir, &cfg.data_log_dir)?;
     let rec = dir.recover()?;
     let snapshot_zxid = rec.snapshot.as_ref().map(|(z, _)| *z);
@@ -271,7 +340,9 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(%addr, server_id = id, "serving clients");
+    // The bound address, so `clientPort=0` says which port it got.
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+    tracing::info!(%addr, server_id = id, mode = "standalone", "serving clients");
 
     let dir = Arc::new(dir);
     let stats = Arc::new(Stats::new());
@@ -290,15 +361,22 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         start,
         snapshot_busy: Arc::new(AtomicBool::new(false)),
         stats: stats.clone(),
+        server_id: id,
         durable: durable.clone(),
     };
+    observe.attach(core_tx.clone(), stats.clone());
 
     // A log that can no longer write is fatal: nothing more may be acknowledged.
+    // (Unless we are stopping: then closing the log ends the writer.)
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut watch_log = durable.clone();
+    let log_stopping = stopping.clone();
     tokio::spawn(async move {
         while watch_log.changed().await.is_ok() {}
-        tracing::error!("the transaction log writer stopped; exiting");
-        std::process::exit(1);
+        if !log_stopping.load(Ordering::SeqCst) {
+            tracing::error!("the transaction log writer stopped; exiting");
+            std::process::exit(1);
+        }
     });
 
     if !purge_every.is_zero() {
@@ -345,6 +423,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
                     core.p.set_durable(*core.durable.borrow());
                     let effects = core.p.tick(clock(core.start));
                     core.apply(effects);
+                    core.stats.recorder.log_progress(core.log.stats());
                 }
             }
         }
@@ -353,7 +432,13 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     tokio::select! {
         r = accept => r?,
         _ = core_loop => {},
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        // Flagged inside the branch: select! drops the core (and so the
+        // log) before running a branch's handler.
+        _ = async {
+            shutdown_signal().await;
+            stopping.store(true, Ordering::SeqCst);
+            tracing::info!("shutting down");
+        } => {}
     }
     // Dropping the core drops the log handle, which writes and syncs what is queued.
     Ok(())

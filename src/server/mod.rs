@@ -6,8 +6,10 @@
 //! reader and one writer task per client connection; and timers. Sockets,
 //! clocks and files live here and in `storage`, never in the cores.
 
+mod admin;
 mod conn;
 mod core;
+pub mod metrics;
 mod recovery;
 
 use crate::config::Config;
@@ -33,8 +35,11 @@ pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RZK_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: container and systemd logs get plain text.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
