@@ -228,7 +228,7 @@ fn srvr(p: &Processor, info: &ShellInfo, s: &mut String, with_clients: bool) {
     let _ = writeln!(s, "Outstanding: {}", info.outstanding);
     let _ = writeln!(s, "Zxid: 0x{:x}", p.last_zxid());
     let _ = writeln!(s, "Mode: {}", info.mode);
-    let _ = writeln!(s, "Node count: {}", p.tree.node_count());
+    let _ = writeln!(s, "Node count: {}", p.tree.znode_count());
 }
 
 /// The monitoring key/values (`mntr`, and the admin `monitor` command),
@@ -250,7 +250,7 @@ pub fn mntr(p: &Processor, info: &ShellInfo) -> Vec<(String, String)> {
         ),
         ("outstanding_requests".into(), info.outstanding.to_string()),
         ("server_state".into(), info.mode.clone()),
-        ("znode_count".into(), p.tree.node_count().to_string()),
+        ("znode_count".into(), p.tree.znode_count().to_string()),
         ("watch_count".into(), p.watches.count().to_string()),
         (
             "ephemerals_count".into(),

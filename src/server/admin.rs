@@ -416,7 +416,7 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
                     "non_mtlslocal_conn_count": 0,
                 },
                 "client_response": no_response_stats(),
-                "node_count": p.tree.node_count(),
+                "node_count": p.tree.znode_count(),
             }));
             if primary == "stats" {
                 let conns: Vec<Value> = p

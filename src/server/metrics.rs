@@ -316,7 +316,7 @@ impl Sample {
         Sample {
             server_id,
             server_state: info.mode.clone(),
-            znode_count: p.tree.node_count() as u64,
+            znode_count: p.tree.znode_count() as u64,
             watch_count: p.watches.count() as u64,
             ephemerals_count: p.tree.ephemeral_count() as u64,
             approximate_data_size: p.tree.approximate_data_size(),
@@ -767,7 +767,7 @@ mod tests {
             ..ShellInfo::default()
         };
         let s = Sample::gather(&p, &info, LogStats::default(), 1);
-        assert_eq!(s.znode_count, p.tree.node_count() as u64);
+        assert_eq!(s.znode_count, p.tree.znode_count() as u64);
         assert_eq!((s.quorum_size, s.synced_followers), (1, 0));
         // What a leader's mntr adds is what /metrics shows.
         info.mode = "leader".into();

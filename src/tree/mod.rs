@@ -296,6 +296,13 @@ impl DataTree {
         self.nodes.len()
     }
 
+    /// The node count ZooKeeper reports (srvr, mntr, metrics): its node table
+    /// holds the root twice (as "" and "/"), so tools see one more than there
+    /// are znodes; we report the same so dashboards and alerts carry over.
+    pub fn znode_count(&self) -> usize {
+        self.nodes.len() + 1
+    }
+
     pub fn approximate_data_size(&self) -> u64 {
         self.data_size
     }
