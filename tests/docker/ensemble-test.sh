@@ -115,10 +115,12 @@ clientPortAddress=0.0.0.0
 4lw.commands.whitelist=srvr,ruok,mntr,stat
 metricsProvider.httpPort=7000
 admin.serverPort=8080
-server.1=zk-0:2888:3888;2181
-server.2=zk-1:2888:3888;2181
-server.3=zk-2:2888:3888;2181
 EOF
+# rzk server refuses server.N lines until replication is wired in (issue 3);
+# until then the three containers run standalone and the quorum checks skip.
+if [ "${RZK_REPLICATION:-0}" = 1 ]; then
+  printf 'server.%s=zk-%s:2888:3888;2181\n' 1 0 2 1 3 2 >> "$cfg"
+fi
 chmod 644 "$cfg"
 declare -A client_of
 for i in 0 1 2; do
