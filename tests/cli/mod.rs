@@ -31,6 +31,17 @@ pub fn zookeeper_jar() -> String {
     std::env::var("ZOOKEEPER_JAR").unwrap_or_else(|_| "/usr/share/java/zookeeper.jar".into())
 }
 
+/// The server's classpath: ZooKeeper, plus slf4j-simple when present so the
+/// server log says why a start failed.
+fn classpath() -> String {
+    let simple = "/usr/share/java/slf4j-simple.jar";
+    if std::path::Path::new(simple).exists() {
+        format!("{}:{simple}", zookeeper_jar())
+    } else {
+        zookeeper_jar()
+    }
+}
+
 /// Apache's zkCli.sh (Debian package `zookeeper`).
 pub fn zkcli_sh() -> String {
     std::env::var("ZKCLI_SH").unwrap_or_else(|_| "/usr/share/zookeeper/bin/zkCli.sh".into())
@@ -121,7 +132,7 @@ impl Server {
                     "-XX:TieredStopAtLevel=1",
                     "-Dzookeeper.admin.enableServer=false",
                     "-cp",
-                    &zookeeper_jar(),
+                    &classpath(),
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 ]);
                 c.arg(self.cfg_path());
@@ -135,7 +146,24 @@ impl Server {
         }
     }
 
+    /// Starts the server; a server that dies while starting (e.g. a port a
+    /// concurrent test grabbed between our stop and start, or a JVM hiccup on
+    /// a loaded machine) gets two more tries before the test fails.
     fn launch(&mut self) {
+        for attempt in 1..=3 {
+            self.spawn();
+            match self.wait_ready() {
+                Ok(()) => return,
+                Err(e) if attempt < 3 => {
+                    eprintln!("server start attempt {attempt} failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -149,18 +177,18 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {:?} server: {e}", self.target));
         self.child = Some(child);
-        self.wait_ready();
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
+                self.child = None;
+                return Err(format!(
                     "{:?} server exited early ({status}); log:\n{}",
                     self.target,
                     self.log()
-                );
+                ));
             }
             // `ruok` answers while the server is still starting; `srvr` reports a mode only
             // once requests are served (an rzk server without four-letter words: connectable).
@@ -170,17 +198,18 @@ impl Server {
                 let mut reply = String::new();
                 let _ = s.read_to_string(&mut reply);
                 if reply.contains("Mode: ") || (self.target == Target::Rzk && reply.is_empty()) {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
+        self.stop();
+        Err(format!(
             "{:?} server not ready on {} after 90s; log:\n{}",
             self.target,
             self.addr(),
             self.log()
-        );
+        ))
     }
 
     pub fn log(&self) -> String {
