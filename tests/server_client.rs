@@ -257,3 +257,58 @@ fn session_resumes_on_a_new_connection_with_its_ephemerals() {
         }
     });
 }
+
+/// A client that pipelines thousands of requests gets every reply, in
+/// order, even though the server stops reading it while 1000 are unanswered.
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    use rzk::jute::{Reader, Record};
+    use rzk::proto::*;
+    use std::io::{Read, Write};
+    let server = RzkServer::start("");
+    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut frame = Vec::new();
+    encode_framed(
+        &ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        },
+        &mut frame,
+    );
+    s.write_all(&frame).unwrap();
+    let read_frame = |s: &mut std::net::TcpStream| {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).unwrap();
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    };
+    read_frame(&mut s);
+    const N: i32 = 5000;
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for xid in 1..=N {
+            let mut body = RequestHeader {
+                xid,
+                op: OpCode::Exists as i32,
+            }
+            .to_bytes();
+            ExistsRequest {
+                path: "/zookeeper".into(),
+                watch: false,
+            }
+            .write(&mut body);
+            all.extend((body.len() as i32).to_be_bytes());
+            all.extend(body);
+        }
+        w.write_all(&all).unwrap();
+    });
+    for xid in 1..=N {
+        let f = read_frame(&mut s);
+        let h = ReplyHeader::read(&mut Reader::new(&f)).unwrap();
+        assert_eq!((h.xid, h.err), (xid, 0));
+    }
+    writer.join().unwrap();
+}

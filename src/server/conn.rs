@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 /// What the core asks a connection's writer to do.
 pub enum Out {
@@ -32,6 +32,9 @@ pub struct Ctx {
 }
 
 /// When each unanswered request arrived, and its type (for per-op latency).
+/// Requests a connection may have unanswered before we stop reading it.
+const MAX_OUTSTANDING: usize = 1000;
+
 type Arrivals = Arc<Mutex<VecDeque<(Instant, i32)>>>;
 
 /// Reads one length-prefixed frame; None on EOF, error or a bad length.
@@ -88,12 +91,14 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
     );
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    let answered = Arc::new(Notify::new());
     let writer = tokio::spawn(write_loop(
         wr,
         out_rx,
         ctx.durable.clone(),
         ctx.stats.clone(),
         arrivals.clone(),
+        answered.clone(),
         closed_tx,
     ));
     let connect = CoreMsg::Connect {
@@ -103,7 +108,16 @@ pub async fn run(stream: TcpStream, ctx: Ctx) {
         out: out_tx,
     };
     if ctx.core.send(connect).is_ok() {
-        loop {
+        'read: loop {
+            // Backpressure: a client with too many unanswered requests is
+            // not read from until replies catch up (ZooKeeper throttles
+            // the same way), so a flood cannot queue without bound.
+            while arrivals.lock().map(|a| a.len()).unwrap_or(0) >= MAX_OUTSTANDING {
+                tokio::select! {
+                    _ = answered.notified() => {}
+                    _ = &mut closed_rx => break 'read,
+                }
+            }
             let len = tokio::select! {
                 r = rd.read_i32() => match r { Ok(n) => n, Err(_) => break },
                 _ = &mut closed_rx => break,
@@ -140,6 +154,7 @@ async fn write_loop(
     mut durable: watch::Receiver<i64>,
     stats: Arc<Stats>,
     arrivals: Arrivals,
+    answered: Arc<Notify>,
     closed: oneshot::Sender<()>,
 ) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
@@ -167,6 +182,7 @@ async fn write_loop(
                     {
                         stats.record_op(op, t.elapsed());
                         stats.outstanding.fetch_sub(1, Ordering::Relaxed);
+                        answered.notify_one();
                     }
                     if w.write_all(&frame).await.is_err() {
                         break 'outer;
