@@ -6,7 +6,7 @@
 # in tests/observe_prometheus.rs). Idempotent; needs root.
 set -euo pipefail
 need=()
-for pkg in zookeeper tmux libservlet-api-java prometheus debootstrap curl; do
+for pkg in zookeeper zookeeper-bin tmux libservlet-api-java prometheus debootstrap curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
