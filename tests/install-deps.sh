@@ -3,7 +3,8 @@
 # Python 3.11): Apache ZooKeeper 3.8 (the differential oracle and the source
 # of zkCli.sh), tmux (the interactive CLI test), Jetty's servlet API (Apache's
 # AdminServer, the oracle of tests/observe_apache.rs), Prometheus (scrapes rzk
-# in tests/observe_prometheus.rs). Idempotent; needs root.
+# in tests/observe_prometheus.rs), zookeeper-bin (Apache's C client, cli_mt),
+# debootstrap and curl (the locally built container base). Idempotent; needs root.
 set -euo pipefail
 need=()
 for pkg in zookeeper zookeeper-bin tmux libservlet-api-java prometheus debootstrap curl; do
