@@ -3,6 +3,8 @@
 //! SIGTERM) when done.
 #![allow(dead_code)]
 
+pub mod history;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
