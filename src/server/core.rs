@@ -211,13 +211,17 @@ impl Core {
             return;
         }
         let zxid = self.p.last_zxid();
-        let snap = recovery::snapshot_of(&self.p.tree, self.p.session_list());
+        // O(1): the frozen tree shares structure with the live one, which
+        // goes on taking writes while the copy is walked and written.
+        let frozen = self.p.tree.freeze();
+        let sessions = self.p.session_list();
         self.log.roll();
         let dir = self.dir.clone();
         let busy = self.snapshot_busy.clone();
         let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {
             let t = Instant::now();
+            let snap = recovery::snapshot_of_frozen(&frozen, sessions);
             match dir.write_snapshot(zxid, &snap) {
                 Ok(bytes) => {
                     stats.recorder.snapshot_written(t.elapsed());

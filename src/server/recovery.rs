@@ -2,7 +2,7 @@
 //! snapshot, then every later transaction replayed in order.
 
 use crate::storage::{Recovered, SnapNode, Snapshot};
-use crate::tree::DataTree;
+use crate::tree::{DataTree, Frozen};
 use std::collections::BTreeMap;
 
 /// The tree and live sessions after replay.
@@ -51,9 +51,14 @@ pub fn rebuild(rec: Recovered) -> anyhow::Result<(DataTree, Vec<(i64, i32)>)> {
 
 /// The tree as a snapshot stores it (the root's path is "" as in ZooKeeper).
 pub fn snapshot_of(tree: &DataTree, sessions: Vec<(i64, i32)>) -> Snapshot {
+    snapshot_of_frozen(&tree.freeze(), sessions)
+}
+
+/// The same from a frozen copy, on whatever thread holds it.
+pub fn snapshot_of_frozen(tree: &Frozen, sessions: Vec<(i64, i32)>) -> Snapshot {
     Snapshot {
         sessions,
-        acls: tree.acls.entries(),
+        acls: tree.acls.clone(),
         nodes: tree
             .preorder()
             .into_iter()

@@ -15,6 +15,12 @@ use crate::proto::txn::{CreateTxn, Txn, TxnHeader};
 use crate::proto::{Acl, ErrorCode, OpCode, Stat, StatPersisted};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap};
+
+/// The node table and child sets are persistent (structurally shared)
+/// collections, so a snapshot can take the whole tree in O(1) and walk it on
+/// another thread while writes go on.
+type NodeMap = imbl::HashMap<String, Node>;
+pub type Children = imbl::OrdSet<String>;
 pub use watch::Change;
 
 /// `ephemeralOwner` of container nodes.
@@ -66,7 +72,7 @@ pub struct Node {
     /// Reference into the tree's ACL cache.
     pub acl: i64,
     pub stat: StatPersisted,
-    pub children: BTreeSet<String>,
+    pub children: Children,
 }
 
 impl Node {
@@ -144,7 +150,7 @@ impl Applied {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, Node>,
+    nodes: NodeMap,
     pub acls: acl::AclCache,
     ephemerals: HashMap<i64, BTreeSet<String>>,
     containers: BTreeSet<String>,
@@ -198,7 +204,7 @@ impl DataTree {
     /// A tree with no nodes at all, to be filled from a snapshot.
     pub fn empty() -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
+            nodes: NodeMap::new(),
             acls: acl::AclCache::default(),
             ephemerals: HashMap::new(),
             containers: BTreeSet::new(),
@@ -349,19 +355,50 @@ impl DataTree {
 
     /// Every node, parents before children (the order snapshots use).
     pub fn preorder(&self) -> Vec<(String, &Node)> {
-        let mut out = Vec::with_capacity(self.nodes.len());
-        let mut stack = vec!["/".to_string()];
-        while let Some(p) = stack.pop() {
-            if let Some(node) = self.nodes.get(&p) {
-                for c in node.children.iter().rev() {
-                    stack.push(path::join(&p, c));
-                }
-                out.push((p, node));
-            }
-        }
-        out
+        preorder(&self.nodes)
     }
 
+    /// The tree as it is now, in O(1): it shares structure with the live
+    /// tree and stays unchanged while the live one moves on.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            nodes: self.nodes.clone(),
+            acls: self.acls.entries(),
+            last_zxid: self.last_zxid,
+        }
+    }
+}
+
+/// A point-in-time copy of the tree for a snapshot, safe to walk on any thread.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    nodes: NodeMap,
+    pub acls: Vec<(i64, Vec<Acl>)>,
+    pub last_zxid: i64,
+}
+
+impl Frozen {
+    /// Every node, parents before children.
+    pub fn preorder(&self) -> Vec<(String, &Node)> {
+        preorder(&self.nodes)
+    }
+}
+
+fn preorder(nodes: &NodeMap) -> Vec<(String, &Node)> {
+    let mut out = Vec::with_capacity(nodes.len());
+    let mut stack = vec!["/".to_string()];
+    while let Some(p) = stack.pop() {
+        if let Some(node) = nodes.get(&p) {
+            for c in node.children.iter().rev() {
+                stack.push(path::join(&p, c));
+            }
+            out.push((p, node));
+        }
+    }
+    out
+}
+
+impl DataTree {
     /// Creates a node; `parent_cversion` is the parent's cversion after the
     /// create (-1: one more than now).
     #[allow(clippy::too_many_arguments)]
@@ -416,7 +453,7 @@ impl DataTree {
             data,
             acl: acl_ref,
             stat,
-            children: BTreeSet::new(),
+            children: Children::new(),
         };
         let out = node.stat();
         let len = node.data.len() as i64;
