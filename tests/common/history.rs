@@ -14,6 +14,7 @@
 //!    (linearizable reads, as a standalone server or read-after-sync gives),
 //!    and a session's reads never go back in time;
 //! 4. the final state holds every acknowledged write not overwritten later.
+//!
 //! Writes that failed definitely are known not to have happened; writes
 //! whose outcome is unknown (connection lost) may or may not have.
 #![allow(dead_code)]
