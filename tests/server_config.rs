@@ -84,3 +84,52 @@ fn replicated_configs_are_refused_until_replication_exists() {
     );
     assert!(err.contains("replicated"), "{err}");
 }
+
+#[test]
+fn myid_comes_from_the_pod_hostname_and_a_foreign_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let port = common::free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\nmetricsProvider.httpPort=0\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    // Pod zk-2 on an empty volume: takes id 3 and records it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rzk"))
+        .args(["server", "--myid-from-hostname"])
+        .arg(&cfg)
+        .env("HOSTNAME", "zk-2")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while common::four_letter(port, "ruok") != "imok" {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        std::fs::read_to_string(data.join("myid")).unwrap().trim(),
+        "3"
+    );
+    // The same volume mounted by pod zk-0 (id 1): refused, naming both ids.
+    let out = Command::new(env!("CARGO_BIN_EXE_rzk"))
+        .args(["server", "--myid-from-hostname"])
+        .arg(&cfg)
+        .env("HOSTNAME", "zk-0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server 3") && err.contains("server 1"),
+        "{err}"
+    );
+}
