@@ -330,16 +330,17 @@ async fn snapshot(s: &Shared, link: &Link) -> Reply {
     }
     let taken = ask(&link.core, CORE_TIMEOUT, |v| {
         let zxid = v.p.last_zxid();
-        (zxid, recovery::snapshot_of(&v.p.tree, v.p.session_list()))
+        (zxid, v.p.tree.freeze(), v.p.session_list())
     })
     .await;
-    let Some((zxid, snap)) = taken else {
+    let Some((zxid, frozen, sessions)) = taken else {
         return json_reply(
             StatusCode::SERVICE_UNAVAILABLE,
             &error_response("snapshot", "the server core did not answer"),
         );
     };
     let bytes = match tokio::task::spawn_blocking(move || {
+        let snap = recovery::snapshot_of_frozen(&frozen, sessions);
         crate::storage::format::encode_snapshot_to_vec(&snap, zxid)
     })
     .await
