@@ -4,10 +4,11 @@
 # of zkCli.sh), tmux (the interactive CLI test), Jetty's servlet API (Apache's
 # AdminServer, the oracle of tests/observe_apache.rs), Prometheus (scrapes rzk
 # in tests/observe_prometheus.rs), zookeeper-bin (Apache's C client, cli_mt),
+# libcurator-recipes-java (Apache Curator 5, tests/compat/test_curator.py),
 # debootstrap and curl (the locally built container base). Idempotent; needs root.
 set -euo pipefail
 need=()
-for pkg in zookeeper zookeeper-bin tmux libservlet-api-java prometheus debootstrap curl; do
+for pkg in zookeeper zookeeper-bin libcurator-recipes-java tmux libservlet-api-java prometheus debootstrap curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
