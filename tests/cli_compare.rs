@@ -235,6 +235,13 @@ reconfig
 reconfig -add 2=x -members 1=y
 "#;
 
+/// The same commands against a standalone server: both refuse reconfig
+/// (disabled) and show an empty config, and must say so alike.
+#[test]
+fn config_and_reconfig_on_a_standalone_server_match_zkcli() {
+    compare(RECONFIG);
+}
+
 #[test]
 fn config_and_reconfig_match_zkcli() {
     compare_on(RECONFIG, Server::start_reconfigurable);
