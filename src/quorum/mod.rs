@@ -75,6 +75,7 @@
 //! tests.
 
 pub mod election;
+pub mod net;
 pub mod node;
 pub mod wire;
 pub mod zab;
