@@ -26,9 +26,21 @@ fn init_tracing() {
         .try_init();
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up), so that
+/// the source port of some outgoing connection cannot take it between a
+/// server's crash and its restart on the same port.
 fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 600) as u16 * 20;
+    for _ in 0..12_000 {
+        let port = 20_000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 struct Ensemble {
@@ -253,4 +265,193 @@ async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff() {
 async fn five_servers_fail_over_and_the_old_leader_catches_up_by_snap() {
     let run = failover_scenario(5, 4).await;
     assert!(run.syncs.snap >= 1, "the old leader synced by SNAP: {:?}", run.syncs);
+}
+
+// ---- Wire-level checks: one real server, its peers played by raw sockets
+// speaking bytes written out by hand from ZooKeeper's formats.
+
+mod raw {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub async fn read_handshake(s: &mut TcpStream) -> (i64, i64, String) {
+        let version = s.read_i64().await.expect("handshake version");
+        let sid = s.read_i64().await.expect("handshake sid");
+        let len = s.read_i32().await.expect("handshake address length");
+        let mut addr = vec![0; len as usize];
+        s.read_exact(&mut addr).await.expect("handshake address");
+        (version, sid, String::from_utf8(addr).expect("utf-8 address"))
+    }
+
+    pub async fn write_handshake(s: &mut TcpStream, sid: i64, addr: &str) {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(-65535i64).to_be_bytes());
+        b.extend_from_slice(&sid.to_be_bytes());
+        b.extend_from_slice(&(addr.len() as i32).to_be_bytes());
+        b.extend_from_slice(addr.as_bytes());
+        s.write_all(&b).await.expect("write handshake");
+    }
+
+    /// (state, leader, zxid, electionEpoch, peerEpoch) of a framed
+    /// notification.
+    pub async fn read_notification(s: &mut TcpStream) -> (i32, i64, i64, i64, i64) {
+        let len = s.read_i32().await.expect("frame length");
+        assert!(len >= 44, "notification of {len} bytes");
+        let mut b = vec![0; len as usize];
+        s.read_exact(&mut b).await.expect("frame");
+        let i32_at = |o: usize| i32::from_be_bytes(b[o..o + 4].try_into().unwrap());
+        let i64_at = |o: usize| i64::from_be_bytes(b[o..o + 8].try_into().unwrap());
+        assert_eq!(i32_at(36), 2, "notification version");
+        (i32_at(0), i64_at(4), i64_at(12), i64_at(20), i64_at(28))
+    }
+
+    pub async fn write_notification(
+        s: &mut TcpStream,
+        state: i32,
+        leader: i64,
+        zxid: i64,
+        election_epoch: i64,
+        peer_epoch: i64,
+    ) {
+        let mut b = Vec::new();
+        b.extend_from_slice(&state.to_be_bytes());
+        b.extend_from_slice(&leader.to_be_bytes());
+        b.extend_from_slice(&zxid.to_be_bytes());
+        b.extend_from_slice(&election_epoch.to_be_bytes());
+        b.extend_from_slice(&peer_epoch.to_be_bytes());
+        b.extend_from_slice(&2i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // empty config
+        let mut frame = (b.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&b);
+        s.write_all(&frame).await.expect("write notification");
+    }
+
+    /// A QuorumPacket: type, zxid, data buffer, empty authinfo vector.
+    pub async fn write_packet(s: &mut TcpStream, packet_type: i32, zxid: i64, data: &[u8]) {
+        let mut b = Vec::new();
+        b.extend_from_slice(&packet_type.to_be_bytes());
+        b.extend_from_slice(&zxid.to_be_bytes());
+        b.extend_from_slice(&(data.len() as i32).to_be_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(&0i32.to_be_bytes());
+        s.write_all(&b).await.expect("write packet");
+    }
+
+    pub async fn read_packet(s: &mut TcpStream) -> (i32, i64, Vec<u8>) {
+        let t = s.read_i32().await.expect("packet type");
+        let zxid = s.read_i64().await.expect("packet zxid");
+        let len = s.read_i32().await.expect("packet data length");
+        let mut data = vec![0; len.max(0) as usize];
+        s.read_exact(&mut data).await.expect("packet data");
+        let auth = s.read_i32().await.expect("authinfo count");
+        assert!(auth <= 0, "no authinfo expected");
+        (t, zxid, data)
+    }
+
+    /// True when the peer closed the connection (EOF or reset).
+    pub async fn closed(s: &mut TcpStream) -> bool {
+        let mut b = [0u8; 1];
+        matches!(s.read(&mut b).await, Ok(0) | Err(_))
+    }
+}
+
+async fn timed<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// Server 2 of {1, 2, 3}; 1 and 3 are raw sockets. Checks the handshake,
+/// the higher-sid rule both ways, notification framing, garbage refused
+/// without harm, and the start of the learner protocol on the quorum port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_level_election_and_quorum_ports() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+    init_tracing();
+    let peers: BTreeMap<ServerId, PeerAddrs> = (1..=3)
+        .map(|id| {
+            (
+                id,
+                PeerAddrs {
+                    quorum: free_addr(),
+                    election: free_addr(),
+                },
+            )
+        })
+        .collect();
+    let fake1 = TcpListener::bind(peers[&1].election).await.unwrap();
+    let fake3 = TcpListener::bind(peers[&3].election).await.unwrap();
+    let cfg = NetConfig {
+        node: NodeConfig {
+            me: 2,
+            membership: Membership::new([1, 2, 3].into(), [].into()),
+            tick_ms: 50,
+            init_limit: 40,
+            sync_limit: 20,
+            log_window: 100,
+        },
+        peers: peers.clone(),
+    };
+    let server = QuorumServer::start(cfg, MemoryStorage::default()).await.unwrap();
+    let my_addr = peers[&2].election.to_string();
+
+    // Garbage on both ports is refused without harm.
+    for addr in [peers[&2].election, peers[&2].quorum] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[0x7f; 64]).await.unwrap();
+        assert!(timed("garbage refused", raw::closed(&mut s)).await);
+    }
+
+    // 2 > 1: server 2 connects to 1 and keeps the connection.
+    let (mut to1, _) = timed("server 2 connecting to 1", fake1.accept()).await.unwrap();
+    let (version, sid, addr) = timed("handshake to 1", raw::read_handshake(&mut to1)).await;
+    assert_eq!((version, sid, addr.as_str()), (-65535, 2, my_addr.as_str()));
+    let (state, leader, _, election_epoch, _) =
+        timed("a vote to 1", raw::read_notification(&mut to1)).await;
+    assert_eq!((state, leader), (0, 2), "LOOKING, voting for itself");
+
+    // 2 < 3: server 2 knocks on 3 and closes; 3 must connect back.
+    let (mut knock, _) = timed("server 2 knocking on 3", fake3.accept()).await.unwrap();
+    let (_, sid, _) = timed("knock handshake", raw::read_handshake(&mut knock)).await;
+    assert_eq!(sid, 2);
+    assert!(timed("knock closed", raw::closed(&mut knock)).await);
+    let mut from3 = TcpStream::connect(peers[&2].election).await.unwrap();
+    raw::write_handshake(&mut from3, 3, &peers[&3].election.to_string()).await;
+    let (state, leader, ..) = timed("a vote to 3", raw::read_notification(&mut from3)).await;
+    assert_eq!((state, leader), (0, 2));
+
+    // 1 connecting to 2 is the lower sid: closed, and 2 connects back.
+    let mut from1 = TcpStream::connect(peers[&2].election).await.unwrap();
+    raw::write_handshake(&mut from1, 1, &peers[&1].election.to_string()).await;
+    assert!(timed("lower-sid connection closed", raw::closed(&mut from1)).await);
+    let (mut back, _) = timed("server 2 connecting back to 1", fake1.accept()).await.unwrap();
+    let (_, sid, _) = timed("connect-back handshake", raw::read_handshake(&mut back)).await;
+    assert_eq!(sid, 2);
+
+    // 3 votes for 2: with 2's own vote that is a quorum, so 2 leads.
+    raw::write_notification(&mut from3, 0, 2, 0, election_epoch, 0).await;
+    wait_for(
+        "server 2 to lead",
+        || matches!(server.status(), Status::LeaderElect { .. }).then_some(()),
+        || format!("{:?}", server.status()),
+    )
+    .await;
+
+    // 3 follows on the quorum port: FOLLOWERINFO (11) with LearnerInfo
+    // {sid 3, protocol 0x10000, config version 0}; LEADERINFO (17) comes
+    // back with the new epoch 1 and the protocol version.
+    let mut q = TcpStream::connect(peers[&2].quorum).await.unwrap();
+    let mut info = Vec::new();
+    info.extend_from_slice(&3i64.to_be_bytes());
+    info.extend_from_slice(&0x10000i32.to_be_bytes());
+    info.extend_from_slice(&0i64.to_be_bytes());
+    raw::write_packet(&mut q, 11, 0, &info).await;
+    let (t, zxid, data) = timed("LEADERINFO", raw::read_packet(&mut q)).await;
+    assert_eq!((t, zxid, data), (17, 1 << 32, 0x10000i32.to_be_bytes().to_vec()));
+    // ACKEPOCH (18): data = our current epoch 0, zxid = our last zxid 0.
+    raw::write_packet(&mut q, 18, 0, &0i32.to_be_bytes()).await;
+    let (t, _, _) = timed("the sync packet", raw::read_packet(&mut q)).await;
+    assert!([13, 14, 15].contains(&t), "DIFF, TRUNC or SNAP, got {t}");
+    drop(server);
 }

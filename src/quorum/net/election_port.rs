@@ -68,6 +68,10 @@ impl ElectionPeer {
         self.wake.notify_one();
     }
 
+    fn we_connect_and_knocked(&self, we_connect: bool) -> bool {
+        we_connect && std::mem::take(&mut *lock(&self.connect_requested))
+    }
+
     fn take_pending(&self) -> Option<Bytes> {
         lock(&self.pending).take()
     }
@@ -280,7 +284,16 @@ async fn peer_task(
         } else {
             None
         };
+        let mut knocked = false;
         loop {
+            if peer.we_connect_and_knocked(we_connect) {
+                // The lower sid connected to us: it has no connection to us
+                // any more (it restarted, or the socket broke on its side),
+                // so ours is half-open. Replace it. (ZooKeeper keeps the old
+                // one until a write fails; replacing is quicker and safe.)
+                knocked = true;
+                break;
+            }
             let to_write = resend.take().or_else(|| peer.take_pending());
             if let Some(b) = to_write {
                 if write_frame(&mut w, &b).await.is_err() {
@@ -305,7 +318,9 @@ async fn peer_task(
         }
         reader.abort();
         drop(w);
-        if next.is_none() {
+        if knocked {
+            peer.request_connect();
+        } else if next.is_none() {
             // Broken: retry only if there is something to say.
             tokio::time::sleep(MIN_BACKOFF).await;
         }
