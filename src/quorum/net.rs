@@ -447,6 +447,9 @@ impl Shell {
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Input(input) => {
+                    if let Input::Message { from, msg: Message::Election(n) } = &input {
+                        tracing::trace!(server = self.me, from, ?n, "notification in");
+                    }
                     let tick = matches!(input, Input::Tick { .. });
                     let actions = self.node.step(input);
                     self.execute(actions);
@@ -602,6 +605,7 @@ impl Shell {
     fn send(&mut self, to: ServerId, msg: Message) {
         match msg {
             Message::Election(n) => {
+                tracing::trace!(server = self.me, to, ?n, "notification out");
                 if let Some(p) = self.election.get(&to) {
                     p.send(&n);
                 }

@@ -42,6 +42,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+/// A knock replaces a connection of ours only once it is this old.
+const REPLACE_ON_KNOCK_AFTER: Duration = Duration::from_millis(1000);
 
 /// What the node task and the acceptor share about one remote server.
 pub(super) struct ElectionPeer {
@@ -230,13 +232,16 @@ async fn peer_task(
                     tokio::select! {
                         _ = peer.wake.notified() => {}
                         s = inbound.recv() => match s {
-                            Some(s) => { next = Some(s); break; }
+                            Some(s) => { next = Some(latest(s, &mut inbound)); break; }
                             None => return,
                         }
                     }
                 }
                 if let Some(s) = next.take() {
                     s
+                } else if let Ok(s) = inbound.try_recv() {
+                    // The peer already connected back.
+                    latest(s, &mut inbound)
                 } else {
                     match connect_and_hello(me, my_addr, peer.addr).await {
                         Ok(s) if we_connect => s,
@@ -245,7 +250,7 @@ async fn peer_task(
                             // for the peer to connect back.
                             drop(s);
                             match tokio::time::timeout(backoff.max(Duration::from_millis(200)), inbound.recv()).await {
-                                Ok(Some(s)) => s,
+                                Ok(Some(s)) => latest(s, &mut inbound),
                                 Ok(None) => return,
                                 Err(_) => {
                                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -258,7 +263,7 @@ async fn peer_task(
                             tokio::select! {
                                 _ = tokio::time::sleep(backoff) => {}
                                 s = inbound.recv() => match s {
-                                    Some(s) => next = Some(s),
+                                    Some(s) => next = Some(latest(s, &mut inbound)),
                                     None => return,
                                 }
                             }
@@ -270,6 +275,7 @@ async fn peer_task(
             }
         };
         let _ = stream.set_nodelay(true);
+        tracing::debug!(server = me, peer = peer.sid, "election connection up");
         let (r, mut w) = stream.into_split();
         let reader = tokio::spawn(read_loop(r, peer.sid, events.clone()));
         tasks.register(reader.abort_handle());
@@ -285,12 +291,18 @@ async fn peer_task(
             None
         };
         let mut knocked = false;
+        let connected_at = tokio::time::Instant::now();
         loop {
-            if peer.we_connect_and_knocked(we_connect) {
-                // The lower sid connected to us: it has no connection to us
-                // any more (it restarted, or the socket broke on its side),
-                // so ours is half-open. Replace it. (ZooKeeper keeps the old
-                // one until a write fails; replacing is quicker and safe.)
+            if peer.we_connect_and_knocked(we_connect)
+                && connected_at.elapsed() >= REPLACE_ON_KNOCK_AFTER
+            {
+                // The lower sid connected to us, so it has no connection to
+                // us (it restarted, or the socket broke on its side): ours is
+                // probably half-open. Replace it. ZooKeeper keeps the old one
+                // until a write fails; we replace it, but only when it is not
+                // brand new, since a knock sent before our connection
+                // reached the peer must not make us reconnect again (that
+                // livelocks).
                 knocked = true;
                 break;
             }
@@ -304,6 +316,7 @@ async fn peer_task(
                     }
                     break;
                 }
+                tracing::trace!(server = me, peer = peer.sid, "notification written");
                 last_sent = Some(b);
                 continue;
             }
@@ -311,13 +324,14 @@ async fn peer_task(
                 _ = peer.wake.notified() => {}
                 _ = &mut reader => break,
                 s = inbound.recv() => match s {
-                    Some(s) => { next = Some(s); break; }
+                    Some(s) => { next = Some(latest(s, &mut inbound)); break; }
                     None => { reader.abort(); return; }
                 }
             }
         }
         reader.abort();
         drop(w);
+        tracing::debug!(server = me, peer = peer.sid, knocked, replaced = next.is_some(), "election connection down");
         if knocked {
             peer.request_connect();
         } else if next.is_none() {
@@ -325,6 +339,15 @@ async fn peer_task(
             tokio::time::sleep(MIN_BACKOFF).await;
         }
     }
+}
+
+/// The newest of the connections the peer made: older ones it has already
+/// given up.
+fn latest(mut s: TcpStream, inbound: &mut mpsc::UnboundedReceiver<TcpStream>) -> TcpStream {
+    while let Ok(newer) = inbound.try_recv() {
+        s = newer;
+    }
+    s
 }
 
 async fn write_frame(w: &mut OwnedWriteHalf, b: &[u8]) -> std::io::Result<()> {
