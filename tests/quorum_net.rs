@@ -19,8 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -103,7 +102,10 @@ impl Ensemble {
     }
 
     fn statuses(&self) -> BTreeMap<ServerId, Status> {
-        self.servers.iter().map(|(id, s)| (*id, s.status())).collect()
+        self.servers
+            .iter()
+            .map(|(id, s)| (*id, s.status()))
+            .collect()
     }
 
     /// The established leader and its epoch, once every running server
@@ -196,7 +198,9 @@ async fn wait_for<T>(
 }
 
 fn txns(prefix: &str, n: usize) -> Vec<Bytes> {
-    (0..n).map(|i| Bytes::from(format!("{prefix}-{i}"))).collect()
+    (0..n)
+        .map(|i| Bytes::from(format!("{prefix}-{i}")))
+        .collect()
 }
 
 fn zxids_strictly_increase(applied: &[Entry]) {
@@ -233,14 +237,18 @@ async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
     assert!(epoch2 > epoch, "new epoch {epoch2} after {epoch}");
     // Nothing committed is lost.
     let applied = e
-        .wait_converged(&committed_at_crash, "the survivors keeping every committed txn")
+        .wait_converged(
+            &committed_at_crash,
+            "the survivors keeping every committed txn",
+        )
         .await;
     let survived: Vec<Bytes> = applied.iter().map(|en| en.txn.clone()).collect();
 
     let second = txns("b", 30);
     e.commit(leader2, &second).await;
     let all: Vec<Bytes> = survived.iter().chain(&second).cloned().collect();
-    e.wait_converged(&all, "the second batch on the survivors").await;
+    e.wait_converged(&all, "the second batch on the survivors")
+        .await;
 
     e.boot(leader).await;
     wait_for(
@@ -256,9 +264,15 @@ async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
     let third = txns("c", 5);
     e.commit(leader2, &third).await;
     let everything: Vec<Bytes> = all.iter().chain(&third).cloned().collect();
-    let applied = e.wait_converged(&everything, "the third batch on all").await;
+    let applied = e
+        .wait_converged(&everything, "the third batch on all")
+        .await;
     zxids_strictly_increase(&applied);
-    assert_eq!(applied.len(), everything.len(), "exactly these txns, once each");
+    assert_eq!(
+        applied.len(),
+        everything.len(),
+        "exactly these txns, once each"
+    );
     QuorumRun { syncs }
 }
 
@@ -280,7 +294,11 @@ async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_servers_fail_over_and_the_old_leader_catches_up_by_snap() {
     let run = failover_scenario(5, 4).await;
-    assert!(run.syncs.snap >= 1, "the old leader synced by SNAP: {:?}", run.syncs);
+    assert!(
+        run.syncs.snap >= 1,
+        "the old leader synced by SNAP: {:?}",
+        run.syncs
+    );
 }
 
 // ---- Wire-level checks: one real server, its peers played by raw sockets
@@ -296,7 +314,11 @@ mod raw {
         let len = s.read_i32().await.expect("handshake address length");
         let mut addr = vec![0; len as usize];
         s.read_exact(&mut addr).await.expect("handshake address");
-        (version, sid, String::from_utf8(addr).expect("utf-8 address"))
+        (
+            version,
+            sid,
+            String::from_utf8(addr).expect("utf-8 address"),
+        )
     }
 
     pub async fn write_handshake(s: &mut TcpStream, sid: i64, addr: &str) {
@@ -415,7 +437,9 @@ async fn wire_level_election_and_quorum_ports() {
         },
         peers: peers.clone(),
     };
-    let server = QuorumServer::start(cfg, MemoryStorage::default()).await.unwrap();
+    let server = QuorumServer::start(cfg, MemoryStorage::default())
+        .await
+        .unwrap();
     let my_addr = peers[&2].election.to_string();
 
     // Garbage on both ports is refused without harm.
@@ -426,7 +450,9 @@ async fn wire_level_election_and_quorum_ports() {
     }
 
     // 2 > 1: server 2 connects to 1 and keeps the connection.
-    let (mut to1, _) = timed("server 2 connecting to 1", fake1.accept()).await.unwrap();
+    let (mut to1, _) = timed("server 2 connecting to 1", fake1.accept())
+        .await
+        .unwrap();
     let (version, sid, addr) = timed("handshake to 1", raw::read_handshake(&mut to1)).await;
     assert_eq!((version, sid, addr.as_str()), (-65535, 2, my_addr.as_str()));
     let (state, leader, _, election_epoch, _) =
@@ -434,7 +460,9 @@ async fn wire_level_election_and_quorum_ports() {
     assert_eq!((state, leader), (0, 2), "LOOKING, voting for itself");
 
     // 2 < 3: server 2 knocks on 3 and closes; 3 must connect back.
-    let (mut knock, _) = timed("server 2 knocking on 3", fake3.accept()).await.unwrap();
+    let (mut knock, _) = timed("server 2 knocking on 3", fake3.accept())
+        .await
+        .unwrap();
     let (_, sid, _) = timed("knock handshake", raw::read_handshake(&mut knock)).await;
     assert_eq!(sid, 2);
     assert!(timed("knock closed", raw::closed(&mut knock)).await);
@@ -449,7 +477,9 @@ async fn wire_level_election_and_quorum_ports() {
     let mut from1 = TcpStream::connect(peers[&2].election).await.unwrap();
     raw::write_handshake(&mut from1, 1, &peers[&1].election.to_string()).await;
     assert!(timed("lower-sid connection closed", raw::closed(&mut from1)).await);
-    let (mut back, _) = timed("server 2 connecting back to 1", fake1.accept()).await.unwrap();
+    let (mut back, _) = timed("server 2 connecting back to 1", fake1.accept())
+        .await
+        .unwrap();
     let (_, sid, _) = timed("connect-back handshake", raw::read_handshake(&mut back)).await;
     assert_eq!(sid, 2);
 
@@ -459,7 +489,9 @@ async fn wire_level_election_and_quorum_ports() {
     let mut knock1 = TcpStream::connect(peers[&2].election).await.unwrap();
     raw::write_handshake(&mut knock1, 1, &peers[&1].election.to_string()).await;
     assert!(timed("knock closed", raw::closed(&mut knock1)).await);
-    let (mut back2, _) = timed("server 2 replacing its connection", fake1.accept()).await.unwrap();
+    let (mut back2, _) = timed("server 2 replacing its connection", fake1.accept())
+        .await
+        .unwrap();
     let (_, sid, _) = timed("replacement handshake", raw::read_handshake(&mut back2)).await;
     assert_eq!(sid, 2);
     assert!(timed("the old connection closed", raw::closed(&mut back)).await);
@@ -483,7 +515,10 @@ async fn wire_level_election_and_quorum_ports() {
     info.extend_from_slice(&0i64.to_be_bytes());
     raw::write_packet(&mut q, 11, 0, &info).await;
     let (t, zxid, data) = timed("LEADERINFO", raw::read_packet(&mut q)).await;
-    assert_eq!((t, zxid, data), (17, 1 << 32, 0x10000i32.to_be_bytes().to_vec()));
+    assert_eq!(
+        (t, zxid, data),
+        (17, 1 << 32, 0x10000i32.to_be_bytes().to_vec())
+    );
     // ACKEPOCH (18): data = our current epoch 0, zxid = our last zxid 0.
     raw::write_packet(&mut q, 18, 0, &0i32.to_be_bytes()).await;
     let (t, _, _) = timed("the sync packet", raw::read_packet(&mut q)).await;

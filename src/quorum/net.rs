@@ -279,7 +279,10 @@ impl QuorumServer {
             loop {
                 iv.tick().await;
                 let now_ms = started.elapsed().as_millis() as u64;
-                if tick_events.send(Event::Input(Input::Tick { now_ms })).is_err() {
+                if tick_events
+                    .send(Event::Input(Input::Tick { now_ms }))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -447,7 +450,11 @@ impl Shell {
         while let Some(ev) = rx.recv().await {
             match ev {
                 Event::Input(input) => {
-                    if let Input::Message { from, msg: Message::Election(n) } = &input {
+                    if let Input::Message {
+                        from,
+                        msg: Message::Election(n),
+                    } = &input
+                    {
                         tracing::trace!(server = self.me, from, ?n, "notification in");
                     }
                     let tick = matches!(input, Input::Tick { .. });
@@ -576,7 +583,9 @@ impl Shell {
                     self.quorum.remove(&peer);
                 }
                 Action::Status(s) => self.status_changed(s),
-                Action::Violation(v) => tracing::error!(server = self.me, "protocol violation: {v}"),
+                Action::Violation(v) => {
+                    tracing::error!(server = self.me, "protocol violation: {v}")
+                }
             }
         }
     }
@@ -618,7 +627,10 @@ impl Shell {
                     let applied = lock(&self.applied);
                     let at = applied.last().map(|e| e.zxid).unwrap_or(0);
                     if at != *zxid {
-                        tracing::error!(server = self.me, "SNAP {zxid:#x} with the state at {at:#x}");
+                        tracing::error!(
+                            server = self.me,
+                            "SNAP {zxid:#x} with the state at {at:#x}"
+                        );
                     }
                     bytes.write_buffer(&encode_snapshot(&applied));
                     bytes.write_string(quorum_port::SNAPSHOT_SIGNATURE);
@@ -639,7 +651,15 @@ impl Shell {
                     let within = Duration::from_millis(
                         self.cfg.node.tick_ms * self.cfg.node.init_limit.max(1),
                     );
-                    quorum_port::connect(addr, id, to, rx, within, self.events.clone(), &self.tasks);
+                    quorum_port::connect(
+                        addr,
+                        id,
+                        to,
+                        rx,
+                        within,
+                        self.events.clone(),
+                        &self.tasks,
+                    );
                     self.quorum.insert(
                         to,
                         QuorumConn {

@@ -198,7 +198,11 @@ fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
 }
 
-async fn connect_and_hello(me: ServerId, my_addr: SocketAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+async fn connect_and_hello(
+    me: ServerId,
+    my_addr: SocketAddr,
+    to: SocketAddr,
+) -> std::io::Result<TcpStream> {
     let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
@@ -249,7 +253,12 @@ async fn peer_task(
                             // We are the lower sid: knock, close, and wait
                             // for the peer to connect back.
                             drop(s);
-                            match tokio::time::timeout(backoff.max(Duration::from_millis(200)), inbound.recv()).await {
+                            match tokio::time::timeout(
+                                backoff.max(Duration::from_millis(200)),
+                                inbound.recv(),
+                            )
+                            .await
+                            {
                                 Ok(Some(s)) => latest(s, &mut inbound),
                                 Ok(None) => return,
                                 Err(_) => {
@@ -331,7 +340,13 @@ async fn peer_task(
         }
         reader.abort();
         drop(w);
-        tracing::debug!(server = me, peer = peer.sid, knocked, replaced = next.is_some(), "election connection down");
+        tracing::debug!(
+            server = me,
+            peer = peer.sid,
+            knocked,
+            replaced = next.is_some(),
+            "election connection down"
+        );
         if knocked {
             peer.request_connect();
         } else if next.is_none() {

@@ -85,7 +85,9 @@ pub(super) async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Res
 }
 
 /// Reads the snapshot that follows a SNAP packet.
-async fn read_snapshot<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<crate::quorum::node::Entry>> {
+async fn read_snapshot<R: AsyncRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Vec<crate::quorum::node::Entry>> {
     let mut raw = Vec::new();
     read_buffer(r, &mut raw).await?;
     let mut sig = Vec::new();
@@ -197,7 +199,11 @@ pub(super) async fn accept_loop(
                     info.server_id
                 }
                 other => {
-                    tracing::info!(server = me, ?other, "quorum connection did not start with LearnerInfo");
+                    tracing::info!(
+                        server = me,
+                        ?other,
+                        "quorum connection did not start with LearnerInfo"
+                    );
                     return;
                 }
             };
@@ -212,7 +218,11 @@ pub(super) async fn accept_loop(
                 tx,
                 reader: Some(reader),
             };
-            let _ = events.send(Event::Accepted { conn, from: peer, msg });
+            let _ = events.send(Event::Accepted {
+                conn,
+                from: peer,
+                msg,
+            });
         });
     }
 }
