@@ -525,3 +525,64 @@ async fn wire_level_election_and_quorum_ports() {
     assert!([13, 14, 15].contains(&t), "DIFF, TRUNC or SNAP, got {t}");
     drop(server);
 }
+
+/// A follower crashes and returns; then both followers crash: the leader,
+/// alone, loses its quorum (syncLimit), steps down and refuses writes; once
+/// they are back, the ensemble serves again with nothing committed lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
+    init_tracing();
+    let mut e = Ensemble::start(3, 1000).await;
+    let (leader, _) = e.wait_settled("the first leader").await;
+    let followers: Vec<ServerId> = e
+        .servers
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+
+    let first = txns("a", 10);
+    e.commit(leader, &first).await;
+    e.wait_converged(&first, "the first batch").await;
+
+    // One follower down: two of three still commit.
+    e.kill(followers[0]);
+    let second = txns("b", 10);
+    e.commit(leader, &second).await;
+    let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
+    e.wait_converged(&all, "the second batch with one follower down")
+        .await;
+    e.boot(followers[0]).await;
+    e.wait_settled("the follower back").await;
+    e.wait_converged(&all, "the follower catching up").await;
+
+    // Both followers down: the leader cannot keep a quorum.
+    e.kill(followers[0]);
+    e.kill(followers[1]);
+    wait_for(
+        "the lone leader to step down",
+        || (!matches!(e.servers[&leader].status(), Status::Leading { .. })).then_some(()),
+        || format!("{:?}", e.statuses()),
+    )
+    .await;
+    assert_eq!(
+        e.servers[&leader]
+            .propose(Bytes::from_static(b"refused"))
+            .await,
+        None,
+        "a server without a quorum takes no write"
+    );
+
+    e.boot(followers[0]).await;
+    e.boot(followers[1]).await;
+    let (leader2, _) = e.wait_settled("a leader again").await;
+    let third = txns("c", 5);
+    e.commit(leader2, &third).await;
+    let everything: Vec<Bytes> = all.iter().chain(&third).cloned().collect();
+    let applied = e
+        .wait_converged(&everything, "everything on all three")
+        .await;
+    assert_eq!(applied.len(), everything.len());
+    assert!(applied.iter().all(|en| en.txn.as_ref() != b"refused"));
+    zxids_strictly_increase(&applied);
+}
