@@ -677,3 +677,68 @@ impl Shell {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::make_zxid;
+    use proptest::prelude::*;
+
+    #[test]
+    fn snapshot_round_trip() {
+        let entries = vec![
+            Entry {
+                zxid: make_zxid(1, 1),
+                txn: Bytes::from_static(b"a"),
+            },
+            Entry {
+                zxid: make_zxid(1, 2),
+                txn: Bytes::from_static(b""),
+            },
+        ];
+        assert_eq!(decode_snapshot(&encode_snapshot(&entries)), Ok(entries));
+        assert!(decode_snapshot(&[0, 0, 0, 9]).is_err());
+        assert!(decode_snapshot(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn quorum_packets_read_off_a_stream() {
+        let msgs = [
+            ZabMessage::Proposal {
+                zxid: make_zxid(2, 5),
+                txn: Bytes::from_static(b"txn"),
+            },
+            ZabMessage::Commit {
+                zxid: make_zxid(2, 5),
+            },
+            ZabMessage::UpToDate { zxid: 0 },
+        ];
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend_from_slice(&m.encode());
+        }
+        let mut r = &stream[..];
+        for m in &msgs {
+            assert_eq!(&quorum_port::read_packet(&mut r).await.unwrap(), m);
+        }
+        assert!(quorum_port::read_packet(&mut r).await.is_err());
+        // Truncated in the middle of a packet.
+        let mut short = &stream[..stream.len() - 3];
+        for _ in 0..2 {
+            quorum_port::read_packet(&mut short).await.unwrap();
+        }
+        assert!(quorum_port::read_packet(&mut short).await.is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_snapshot(&bytes);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = &bytes[..];
+                while quorum_port::read_packet(&mut r).await.is_ok() {}
+            });
+        }
+    }
+}

@@ -56,9 +56,11 @@ async fn read_buffer<R: AsyncRead + Unpin>(r: &mut R, raw: &mut Vec<u8>) -> std:
         return Err(invalid(format!("bad buffer length {len}")));
     }
     if len > 0 {
-        let start = raw.len();
-        raw.resize(start + len as usize, 0);
-        r.read_exact(&mut raw[start..]).await?;
+        // Grows as bytes arrive: a lying length costs no big allocation.
+        let got = (&mut *r).take(len as u64).read_to_end(raw).await?;
+        if got < len as usize {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
     }
     Ok(())
 }
