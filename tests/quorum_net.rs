@@ -50,7 +50,12 @@ struct Ensemble {
 
 impl Ensemble {
     async fn start(n: u64, log_window: usize) -> Self {
-        let ids: Vec<ServerId> = (1..=n).collect();
+        Self::start_with_observers(n, 0, log_window).await
+    }
+
+    /// Voters 1..=n, then observers.
+    async fn start_with_observers(n: u64, observers: u64, log_window: usize) -> Self {
+        let ids: Vec<ServerId> = (1..=n + observers).collect();
         let peers: BTreeMap<ServerId, PeerAddrs> = ids
             .iter()
             .map(|id| {
@@ -63,7 +68,7 @@ impl Ensemble {
                 )
             })
             .collect();
-        let membership = Membership::new(ids.iter().copied().collect(), [].into());
+        let membership = Membership::new((1..=n).collect(), (n + 1..=n + observers).collect());
         let mut e = Ensemble {
             configs: BTreeMap::new(),
             disks: BTreeMap::new(),
@@ -584,5 +589,79 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
         .await;
     assert_eq!(applied.len(), everything.len());
     assert!(applied.iter().all(|en| en.txn.as_ref() != b"refused"));
+    zxids_strictly_increase(&applied);
+}
+
+/// Three voters and an observer: the observer applies every commit in the
+/// same order, never votes, and follows the new leader after a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_commits_and_fail_over() {
+    init_tracing();
+    let mut e = Ensemble::start_with_observers(3, 1, 1000).await;
+    let (leader, epoch) = e.wait_settled("the first leader").await;
+    assert_ne!(leader, 4, "an observer never leads");
+    assert!(matches!(
+        e.servers[&4].status(),
+        Status::Serving { observer: true, .. }
+    ));
+    let first = txns("a", 10);
+    e.commit(leader, &first).await;
+    e.wait_converged(&first, "the first batch, observer included")
+        .await;
+    e.kill(leader);
+    let (leader2, epoch2) = e.wait_settled("a new leader").await;
+    assert!(leader2 != 4 && epoch2 > epoch);
+    let second = txns("b", 10);
+    e.commit(leader2, &second).await;
+    let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
+    let applied = e
+        .wait_converged(&all, "the second batch, observer included")
+        .await;
+    zxids_strictly_increase(&applied);
+}
+
+/// The leader's state machine freezes with its sockets open (as SIGSTOP
+/// does): the followers notice only by their timeouts (syncLimit), elect a
+/// new leader, and the old one, resumed, steps down and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
+    init_tracing();
+    let e = Ensemble::start(3, 1000).await;
+    let (leader, epoch) = e.wait_settled("the first leader").await;
+    let first = txns("a", 10);
+    e.commit(leader, &first).await;
+    e.wait_converged(&first, "the first batch").await;
+
+    let resume = e.servers[&leader].pause();
+    let others: Vec<ServerId> = e
+        .servers
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    let leader2 = wait_for(
+        "the others to elect a new leader",
+        || {
+            let st = e.statuses();
+            others.iter().find_map(|id| match st[id] {
+                Status::Leading { epoch: e2 } if e2 > epoch => Some(*id),
+                _ => None,
+            })
+        },
+        || format!("{:?}", e.statuses()),
+    )
+    .await;
+    let second = txns("b", 10);
+    e.commit(leader2, &second).await;
+    drop(resume);
+    wait_for(
+        "the resumed leader to follow",
+        || e.settled().filter(|(l, _)| *l == leader2),
+        || format!("{:?}", e.statuses()),
+    )
+    .await;
+    let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
+    let applied = e.wait_converged(&all, "everything on all three").await;
+    assert_eq!(applied.len(), all.len());
     zxids_strictly_increase(&applied);
 }

@@ -204,6 +204,8 @@ enum Event {
     },
     Propose(Bytes, oneshot::Sender<Option<Zxid>>),
     Failed(String),
+    /// Freeze the node task until resumed (tests: what SIGSTOP does).
+    Pause(oneshot::Receiver<()>),
 }
 
 /// How a learner was synchronised, counted per SYNC packet received.
@@ -346,6 +348,15 @@ impl QuorumServer {
         let (tx, rx) = oneshot::channel();
         self.events.send(Event::Propose(txn, tx)).ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Freezes the server's state machine (not its sockets) until the
+    /// returned sender is dropped or used: a stopped process, as far as the
+    /// peers can tell, for fault tests.
+    pub fn pause(&self) -> oneshot::Sender<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.events.send(Event::Pause(rx));
+        tx
     }
 
     /// True while the server's tasks run (a storage failure stops them).
@@ -507,6 +518,11 @@ impl Shell {
                     let (zxid, actions) = self.node.propose(txn);
                     self.execute(actions);
                     let _ = reply.send(zxid);
+                }
+                Event::Pause(resume) => {
+                    // Sockets stay open and the kernel keeps buffering, as
+                    // for a stopped process; time jumps on resume.
+                    let _ = resume.await;
                 }
                 Event::Failed(why) => {
                     tracing::error!(server = self.me, "{why}; stopping");
