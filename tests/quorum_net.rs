@@ -25,21 +25,35 @@ fn init_tracing() {
         .try_init();
 }
 
-/// A free port below the kernel's ephemeral range (32768 and up), so that
-/// the source port of some outgoing connection cannot take it between a
-/// server's crash and its restart on the same port.
+/// A free address for a server: a loopback address of this test process's
+/// own (127.x.y.z, all of 127/8 is loopback on Linux) and a port below the
+/// kernel's ephemeral range (32768 and up). Outgoing connections use
+/// 127.0.0.1 as their source, and other processes' servers mostly listen on
+/// 127.0.0.1 too, so nothing else takes the address between a server's
+/// crash and its restart on it, even with suites running side by side.
 fn free_addr() -> SocketAddr {
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU16, Ordering};
+    static IP: OnceLock<[u8; 4]> = OnceLock::new();
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let seed = (std::process::id() % 600) as u16 * 20;
+    let ip = *IP.get_or_init(|| {
+        let r: u32 = rand::random();
+        [
+            127,
+            100 + (r % 100) as u8,
+            (r >> 8) as u8,
+            1 + ((r >> 16) % 254) as u8,
+        ]
+    });
+    let seed = rand::random::<u16>() % 12_000;
     for _ in 0..12_000 {
         let port = 20_000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let addr: SocketAddr = (ip, port).into();
         if TcpListener::bind(addr).is_ok() {
             return addr;
         }
     }
-    panic!("no free port in 20000..32000");
+    panic!("no free port in 20000..32000 on {ip:?}");
 }
 
 struct Ensemble {
