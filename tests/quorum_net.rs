@@ -250,8 +250,15 @@ async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
         .into_iter()
         .map(|en| en.txn)
         .collect();
+    let crashed_at = std::time::Instant::now();
     e.kill(leader);
     let (leader2, epoch2) = e.wait_settled("a new leader").await;
+    // Reported, not asserted: the machine may be loaded.
+    eprintln!(
+        "{n} servers: leader {leader} crashed; {leader2} leads epoch {epoch2} with every \
+         survivor following after {:?}",
+        crashed_at.elapsed()
+    );
     assert_ne!(leader2, leader);
     assert!(epoch2 > epoch, "new epoch {epoch2} after {epoch}");
     // Nothing committed is lost.
@@ -646,6 +653,7 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     e.commit(leader, &first).await;
     e.wait_converged(&first, "the first batch").await;
 
+    let paused_at = std::time::Instant::now();
     let resume = e.servers[&leader].pause();
     let others: Vec<ServerId> = e
         .servers
@@ -665,6 +673,10 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
         || format!("{:?}", e.statuses()),
     )
     .await;
+    eprintln!(
+        "leader {leader} paused; {leader2} leads after {:?} (syncLimit = 20 ticks of 50 ms)",
+        paused_at.elapsed()
+    );
     let second = txns("b", 10);
     e.commit(leader2, &second).await;
     drop(resume);
