@@ -1,10 +1,10 @@
 //! The TCP shell around a [`Node`]: real sockets, timers and a disk stand-in
 //! executing the shell contract of [`crate::quorum`].
 //!
-//! * [`election_port`] — QuorumCnxManager-style election connections (the
+//! * `election_port` — QuorumCnxManager-style election connections (the
 //!   handshake, the higher-sid rule, length-framed notifications, send
 //!   queues of capacity one, reconnect with backoff).
-//! * [`quorum_port`] — learner ↔ leader connections carrying `QuorumPacket`s,
+//! * `quorum_port` — learner ↔ leader connections carrying `QuorumPacket`s,
 //!   the snapshot streamed after SNAP.
 //! * This file — [`QuorumServer`]: one task owns the `Node`, receives every
 //!   input over one channel (ticks, notifications, quorum packets, disk
