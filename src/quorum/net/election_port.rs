@@ -70,8 +70,8 @@ impl ElectionPeer {
         self.wake.notify_one();
     }
 
-    fn we_connect_and_knocked(&self, we_connect: bool) -> bool {
-        we_connect && std::mem::take(&mut *lock(&self.connect_requested))
+    fn take_connect_request(&self) -> bool {
+        std::mem::take(&mut *lock(&self.connect_requested))
     }
 
     fn take_pending(&self) -> Option<Bytes> {
@@ -302,8 +302,11 @@ async fn peer_task(
         let mut knocked = false;
         let connected_at = tokio::time::Instant::now();
         loop {
-            if peer.we_connect_and_knocked(we_connect)
+            // A knock on a brand-new connection stays pending: it is acted
+            // on once the connection is older, or when it breaks.
+            if we_connect
                 && connected_at.elapsed() >= REPLACE_ON_KNOCK_AFTER
+                && peer.take_connect_request()
             {
                 // The lower sid connected to us, so it has no connection to
                 // us (it restarted, or the socket broke on its side): ours is
@@ -349,7 +352,7 @@ async fn peer_task(
         );
         if knocked {
             peer.request_connect();
-        } else if next.is_none() {
+        } else if next.is_none() && !*lock(&peer.connect_requested) {
             // Broken: retry only if there is something to say.
             tokio::time::sleep(MIN_BACKOFF).await;
         }
