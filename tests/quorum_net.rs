@@ -45,7 +45,8 @@ fn free_addr() -> SocketAddr {
             1 + ((r >> 16) % 254) as u8,
         ]
     });
-    let seed = rand::random::<u16>() % 12_000;
+    static SEED: OnceLock<u16> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| rand::random::<u16>() % 12_000);
     for _ in 0..12_000 {
         let port = 20_000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
         let addr: SocketAddr = (ip, port).into();
@@ -57,6 +58,8 @@ fn free_addr() -> SocketAddr {
 }
 
 struct Ensemble {
+    /// Paused servers: running, but left out of every check.
+    paused: std::collections::BTreeSet<ServerId>,
     configs: BTreeMap<ServerId, NetConfig>,
     disks: BTreeMap<ServerId, MemoryStorage>,
     servers: BTreeMap<ServerId, QuorumServer>,
@@ -84,6 +87,7 @@ impl Ensemble {
             .collect();
         let membership = Membership::new((1..=n).collect(), (n + 1..=n + observers).collect());
         let mut e = Ensemble {
+            paused: Default::default(),
             configs: BTreeMap::new(),
             disks: BTreeMap::new(),
             servers: BTreeMap::new(),
@@ -95,8 +99,8 @@ impl Ensemble {
                     membership: membership.clone(),
                     tick_ms: 50,
                     // Generous limits: the machine is loaded.
-                    init_limit: 40,
-                    sync_limit: 20,
+                    init_limit: 100,
+                    sync_limit: 60,
                     log_window,
                 },
                 peers: peers.clone(),
@@ -120,11 +124,14 @@ impl Ensemble {
         s.kill();
     }
 
-    fn statuses(&self) -> BTreeMap<ServerId, Status> {
+    fn running(&self) -> impl Iterator<Item = (&ServerId, &QuorumServer)> {
         self.servers
             .iter()
-            .map(|(id, s)| (*id, s.status()))
-            .collect()
+            .filter(|(id, _)| !self.paused.contains(id))
+    }
+
+    fn statuses(&self) -> BTreeMap<ServerId, Status> {
+        self.running().map(|(id, s)| (*id, s.status())).collect()
     }
 
     /// The established leader and its epoch, once every running server
@@ -151,16 +158,53 @@ impl Ensemble {
         wait_for(what, || self.settled(), || format!("{:?}", self.statuses())).await
     }
 
-    /// Proposes each txn to `leader`; all must be accepted.
-    async fn commit(&self, leader: ServerId, txns: &[Bytes]) {
-        let s = &self.servers[&leader];
+    /// Proposes each txn to `leader` without waiting for commits; returns
+    /// how many it accepted.
+    async fn propose_only(&self, leader: ServerId, txns: &[Bytes]) -> usize {
+        let mut n = 0;
         for t in txns {
-            let zxid = s.propose(t.clone()).await;
+            if self.servers[&leader].propose(t.clone()).await.is_some() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Commits `txns` through whichever server leads, until every running
+    /// server applied them all. A loaded machine can make a leader lose its
+    /// quorum by timeouts; then, once a leader is settled again (everything
+    /// logged is applied everywhere, nothing in flight), the txns no server
+    /// applied are gone for good and are proposed again: never one that
+    /// survived, so none is applied twice.
+    async fn commit(&self, txns: &[Bytes]) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let (leader, _) = self.wait_settled("a leader to commit through").await;
+            let applied = self.wait_converged(&[], "agreement before proposing").await;
+            let done: std::collections::HashSet<&Bytes> = applied.iter().map(|e| &e.txn).collect();
+            let todo: Vec<Bytes> = txns.iter().filter(|t| !done.contains(t)).cloned().collect();
+            if todo.is_empty() {
+                return;
+            }
             assert!(
-                zxid.is_some(),
-                "leader {leader} refused a proposal; statuses {:?}",
+                tokio::time::Instant::now() < deadline,
+                "could not commit; statuses {:?}",
                 self.statuses()
             );
+            let accepted = self.propose_only(leader, &todo).await == todo.len();
+            wait_for(
+                "the txns to commit, or the leader to change",
+                || {
+                    let all_applied = self.running().all(|(_, s)| {
+                        let a = s.applied();
+                        todo.iter().all(|t| a.iter().any(|e| e.txn == *t))
+                    });
+                    let same_leader = self.settled().map(|(l, _)| l) == Some(leader);
+                    (all_applied || !same_leader || !accepted).then_some(())
+                },
+                || format!("{:?}", self.statuses()),
+            )
+            .await;
         }
     }
 
@@ -170,15 +214,14 @@ impl Ensemble {
         wait_for(
             what,
             || {
-                let applied: Vec<Vec<Entry>> = self.servers.values().map(|s| s.applied()).collect();
+                let applied: Vec<Vec<Entry>> = self.running().map(|(_, s)| s.applied()).collect();
                 let first = applied[0].clone();
                 let same = applied.iter().all(|a| *a == first);
                 let txns: Vec<&Bytes> = first.iter().map(|e| &e.txn).collect();
                 (same && is_subsequence(expected, &txns)).then_some(first)
             },
             || {
-                self.servers
-                    .iter()
+                self.running()
                     .map(|(id, s)| {
                         let a = s.applied();
                         format!(
@@ -233,18 +276,19 @@ fn zxids_strictly_increase(applied: &[Entry]) {
 async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
     init_tracing();
     let mut e = Ensemble::start(n, log_window).await;
-    let (leader, epoch) = e.wait_settled("the first leader").await;
+    e.wait_settled("the first leader").await;
 
     let first = txns("a", 20);
-    e.commit(leader, &first).await;
+    e.commit(&first).await;
     let applied = e.wait_converged(&first, "the first batch on all").await;
     zxids_strictly_increase(&applied);
     assert_eq!(applied.len(), first.len());
 
     // Crash the leader with proposals in flight: whatever it had committed
     // (applied) by then must survive; the rest may or may not.
+    let (leader, epoch) = e.wait_settled("the leader").await;
     let in_flight = txns("f", 10);
-    e.commit(leader, &in_flight).await;
+    e.propose_only(leader, &in_flight).await;
     let committed_at_crash: Vec<Bytes> = e.servers[&leader]
         .applied()
         .into_iter()
@@ -271,24 +315,19 @@ async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
     let survived: Vec<Bytes> = applied.iter().map(|en| en.txn.clone()).collect();
 
     let second = txns("b", 30);
-    e.commit(leader2, &second).await;
+    e.commit(&second).await;
     let all: Vec<Bytes> = survived.iter().chain(&second).cloned().collect();
     e.wait_converged(&all, "the second batch on the survivors")
         .await;
 
     e.boot(leader).await;
-    wait_for(
-        "the old leader to follow",
-        || e.settled().filter(|(l, _)| *l == leader2),
-        || format!("{:?}", e.statuses()),
-    )
-    .await;
+    e.wait_settled("the old leader following").await;
     let applied = e.wait_converged(&all, "the old leader catching up").await;
     zxids_strictly_increase(&applied);
     let syncs = e.servers[&leader].syncs();
 
     let third = txns("c", 5);
-    e.commit(leader2, &third).await;
+    e.commit(&third).await;
     let everything: Vec<Bytes> = all.iter().chain(&third).cloned().collect();
     let applied = e
         .wait_converged(&everything, "the third batch on all")
@@ -457,8 +496,8 @@ async fn wire_level_election_and_quorum_ports() {
             me: 2,
             membership: Membership::new([1, 2, 3].into(), [].into()),
             tick_ms: 50,
-            init_limit: 40,
-            sync_limit: 20,
+            init_limit: 200,
+            sync_limit: 60,
             log_window: 100,
         },
         peers: peers.clone(),
@@ -559,7 +598,12 @@ async fn wire_level_election_and_quorum_ports() {
 async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
     init_tracing();
     let mut e = Ensemble::start(3, 1000).await;
-    let (leader, _) = e.wait_settled("the first leader").await;
+    e.wait_settled("the first leader").await;
+    let first = txns("a", 10);
+    e.commit(&first).await;
+    e.wait_converged(&first, "the first batch").await;
+
+    let (leader, _) = e.wait_settled("the leader").await;
     let followers: Vec<ServerId> = e
         .servers
         .keys()
@@ -567,14 +611,10 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
         .filter(|id| *id != leader)
         .collect();
 
-    let first = txns("a", 10);
-    e.commit(leader, &first).await;
-    e.wait_converged(&first, "the first batch").await;
-
     // One follower down: two of three still commit.
     e.kill(followers[0]);
     let second = txns("b", 10);
-    e.commit(leader, &second).await;
+    e.commit(&second).await;
     let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
     e.wait_converged(&all, "the second batch with one follower down")
         .await;
@@ -583,6 +623,13 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
     e.wait_converged(&all, "the follower catching up").await;
 
     // Both followers down: the leader cannot keep a quorum.
+    let (leader, _) = e.wait_settled("the leader").await;
+    let followers: Vec<ServerId> = e
+        .servers
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
     e.kill(followers[0]);
     e.kill(followers[1]);
     wait_for(
@@ -601,9 +648,9 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
 
     e.boot(followers[0]).await;
     e.boot(followers[1]).await;
-    let (leader2, _) = e.wait_settled("a leader again").await;
+    e.wait_settled("a leader again").await;
     let third = txns("c", 5);
-    e.commit(leader2, &third).await;
+    e.commit(&third).await;
     let everything: Vec<Bytes> = all.iter().chain(&third).cloned().collect();
     let applied = e
         .wait_converged(&everything, "everything on all three")
@@ -619,21 +666,22 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
 async fn an_observer_follows_commits_and_fail_over() {
     init_tracing();
     let mut e = Ensemble::start_with_observers(3, 1, 1000).await;
-    let (leader, epoch) = e.wait_settled("the first leader").await;
+    let (leader, _) = e.wait_settled("the first leader").await;
     assert_ne!(leader, 4, "an observer never leads");
     assert!(matches!(
         e.servers[&4].status(),
         Status::Serving { observer: true, .. }
     ));
     let first = txns("a", 10);
-    e.commit(leader, &first).await;
+    e.commit(&first).await;
     e.wait_converged(&first, "the first batch, observer included")
         .await;
+    let (leader, epoch) = e.wait_settled("the leader").await;
     e.kill(leader);
     let (leader2, epoch2) = e.wait_settled("a new leader").await;
     assert!(leader2 != 4 && epoch2 > epoch);
     let second = txns("b", 10);
-    e.commit(leader2, &second).await;
+    e.commit(&second).await;
     let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
     let applied = e
         .wait_converged(&all, "the second batch, observer included")
@@ -647,14 +695,16 @@ async fn an_observer_follows_commits_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     init_tracing();
-    let e = Ensemble::start(3, 1000).await;
-    let (leader, epoch) = e.wait_settled("the first leader").await;
+    let mut e = Ensemble::start(3, 1000).await;
+    e.wait_settled("the first leader").await;
     let first = txns("a", 10);
-    e.commit(leader, &first).await;
+    e.commit(&first).await;
     e.wait_converged(&first, "the first batch").await;
 
+    let (leader, epoch) = e.wait_settled("the leader").await;
     let paused_at = std::time::Instant::now();
     let resume = e.servers[&leader].pause();
+    e.paused.insert(leader);
     let others: Vec<ServerId> = e
         .servers
         .keys()
@@ -674,18 +724,14 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     )
     .await;
     eprintln!(
-        "leader {leader} paused; {leader2} leads after {:?} (syncLimit = 20 ticks of 50 ms)",
+        "leader {leader} paused; {leader2} leads after {:?} (syncLimit = 60 ticks of 50 ms)",
         paused_at.elapsed()
     );
     let second = txns("b", 10);
-    e.commit(leader2, &second).await;
+    e.commit(&second).await;
     drop(resume);
-    wait_for(
-        "the resumed leader to follow",
-        || e.settled().filter(|(l, _)| *l == leader2),
-        || format!("{:?}", e.statuses()),
-    )
-    .await;
+    e.paused.remove(&leader);
+    e.wait_settled("the resumed server following").await;
     let all: Vec<Bytes> = first.iter().chain(&second).cloned().collect();
     let applied = e.wait_converged(&all, "everything on all three").await;
     assert_eq!(applied.len(), all.len());
