@@ -1,0 +1,774 @@
+//! The TCP shell around a [`Node`]: real sockets, timers and a disk stand-in
+//! executing the shell contract of [`crate::quorum`].
+//!
+//! * `election_port` — QuorumCnxManager-style election connections (the
+//!   handshake, the higher-sid rule, length-framed notifications, send
+//!   queues of capacity one, reconnect with backoff).
+//! * `quorum_port` — learner ↔ leader connections carrying `QuorumPacket`s,
+//!   the snapshot streamed after SNAP.
+//! * This file — [`QuorumServer`]: one task owns the `Node`, receives every
+//!   input over one channel (ticks, notifications, quorum packets, disk
+//!   completions, proposals) and executes the node's actions in order; a
+//!   tick task feeds `Input::Tick`; a disk task writes [`Storage`] batches
+//!   and reports `Persisted` only once the batch is durable.
+//!
+//! The applied state in this slice is the list of applied txns
+//! ([`QuorumServer::applied`]), and the snapshot sent with SNAP is that list;
+//! [`MemoryStorage`] keeps the "disk" across a simulated crash.
+//!
+//! May touch: sockets, clocks, the tokio runtime; `quorum::*` cores, `jute`.
+//! Nothing from `server`, `processor` or `storage` yet.
+//!
+//! Quorum connections: the leader accepts on its quorum port; a learner
+//! connects when its core sends FOLLOWERINFO/OBSERVERINFO to the elected
+//! leader. A learner that connects before the leader has decided is parked
+//! (its first packet held) for up to `initLimit` ticks, as ZooKeeper's
+//! learners retry connecting while the leader comes up. Each connection has
+//! an id so that the close of a replaced connection is not reported as the
+//! close of the current one.
+//!
+//! Tested in `tests/quorum_net.rs` over loopback TCP (3 and 5 voters, an
+//! observer, crashes with proposals in flight, a paused leader, a lone
+//! leader refusing writes, and both ports checked byte by byte against raw
+//! sockets), and by the unit tests below.
+//!
+//! Known limits of this slice: channels are unbounded (no backpressure from
+//! a slow disk or peer); the snapshot after SNAP is this slice's list of
+//! txns, not a serialized `DataTree`; no quorum SASL; [`MemoryStorage`] is
+//! the only [`Storage`].
+//!
+//! Next: a [`Storage`] over `storage`'s txn log and the epoch files, `Apply`
+//! into the `DataTree` and the real snapshot stream, then `rzk server` in
+//! quorum mode (forwarded writes, SYNC, sessions owned by the leader).
+
+mod election_port;
+mod quorum_port;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::AbortHandle;
+
+use super::node::{Action, Entry, Input, Message, Node, NodeConfig, Status};
+use super::wire::ZabMessage;
+use super::zab::{PersistOp, PersistentState};
+use super::{ServerId, Zxid};
+use crate::jute::{Reader, Writer};
+use quorum_port::QuorumConn;
+
+/// Where a server listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddrs {
+    pub quorum: SocketAddr,
+    pub election: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub node: NodeConfig,
+    /// Every member, this server included.
+    pub peers: BTreeMap<ServerId, PeerAddrs>,
+}
+
+/// Stable storage for the epochs and the txn log. `write` calls arrive in
+/// the node's order; `sync` makes everything written durable. Calls run on
+/// a blocking thread.
+pub trait Storage: Send + 'static {
+    fn load(&mut self) -> std::io::Result<PersistentState>;
+    /// `snapshot` is the received snapshot for `InstallSnapshot`.
+    fn write(&mut self, op: &PersistOp, snapshot: Option<&[Entry]>) -> std::io::Result<()>;
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+/// A "disk" in memory that outlives the server using it, so a test can
+/// crash a server (abort its tasks) and restart it on the same state. A
+/// snapshot is kept as the log it stands for.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStorage(Arc<Mutex<PersistentState>>);
+
+impl MemoryStorage {
+    pub fn state(&self) -> PersistentState {
+        lock(&self.0).clone()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn load(&mut self) -> std::io::Result<PersistentState> {
+        Ok(self.state())
+    }
+
+    fn write(&mut self, op: &PersistOp, snapshot: Option<&[Entry]>) -> std::io::Result<()> {
+        let mut d = lock(&self.0);
+        match op {
+            PersistOp::AcceptedEpoch(e) => d.accepted_epoch = *e,
+            PersistOp::CurrentEpoch(e) => d.current_epoch = *e,
+            PersistOp::Append(e) => d.log.push(e.clone()),
+            PersistOp::Truncate(z) => d.log.retain(|e| e.zxid <= *z),
+            PersistOp::InstallSnapshot(_) => {
+                d.snapshot_zxid = 0;
+                d.log = snapshot.map(<[Entry]>::to_vec).unwrap_or_default();
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The snapshot of this slice's applied state: count, then (zxid, txn).
+pub fn encode_snapshot(entries: &[Entry]) -> Vec<u8> {
+    let mut w = Vec::new();
+    w.write_i32(entries.len() as i32);
+    for e in entries {
+        w.write_i64(e.zxid);
+        w.write_buffer(&e.txn);
+    }
+    w
+}
+
+pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<Entry>, String> {
+    let mut r = Reader::new(buf);
+    let n = r.read_i32().map_err(|e| e.to_string())?;
+    if n < 0 || n as usize > buf.len() / 12 {
+        return Err(format!("bad snapshot entry count {n}"));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let zxid = r.read_i64().map_err(|e| e.to_string())?;
+        let txn = r.read_buffer().map_err(|e| e.to_string())?;
+        out.push(Entry { zxid, txn });
+    }
+    Ok(out)
+}
+
+/// Every task of one server, so that it can be stopped at once (a crash,
+/// from its peers' point of view: sockets close, nothing more is written).
+#[derive(Clone, Default)]
+struct Tasks {
+    handles: Arc<Mutex<Vec<AbortHandle>>>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Tasks {
+    fn spawn<F>(&self, f: F) -> AbortHandle
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let h = tokio::spawn(f).abort_handle();
+        self.register(h.clone());
+        h
+    }
+
+    fn register(&self, h: AbortHandle) {
+        let mut v = lock(&self.handles);
+        if self.stopped.load(Ordering::SeqCst) {
+            h.abort();
+            return;
+        }
+        v.retain(|h| !h.is_finished());
+        v.push(h);
+    }
+
+    fn abort_all(&self) {
+        let mut v = lock(&self.handles);
+        self.stopped.store(true, Ordering::SeqCst);
+        for h in v.drain(..) {
+            h.abort();
+        }
+    }
+}
+
+/// Everything the node task hears about.
+enum Event {
+    Input(Input),
+    /// A quorum packet on connection `conn`.
+    Zab {
+        conn: u64,
+        from: ServerId,
+        msg: ZabMessage,
+        snapshot: Option<Vec<Entry>>,
+    },
+    /// A learner connected; `msg` is its first packet.
+    Accepted {
+        conn: QuorumConn,
+        from: ServerId,
+        msg: ZabMessage,
+    },
+    /// Our connection to the leader is up; its reader task.
+    Reader {
+        conn: u64,
+        peer: ServerId,
+        reader: AbortHandle,
+    },
+    QuorumClosed {
+        conn: u64,
+        peer: ServerId,
+    },
+    Propose(Bytes, oneshot::Sender<Option<Zxid>>),
+    Failed(String),
+    /// Freeze the node task until resumed (tests: what SIGSTOP does).
+    Pause(oneshot::Receiver<()>),
+}
+
+/// How a learner was synchronised, counted per SYNC packet received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    pub diff: u64,
+    pub trunc: u64,
+    pub snap: u64,
+}
+
+/// One running replicated server. Dropping it stops every task.
+pub struct QuorumServer {
+    id: ServerId,
+    syncs: Arc<Mutex<SyncCounts>>,
+    events: mpsc::UnboundedSender<Event>,
+    status: watch::Receiver<Status>,
+    applied: Arc<Mutex<Vec<Entry>>>,
+    tasks: Tasks,
+}
+
+impl QuorumServer {
+    /// Binds both ports, loads the storage and starts the server.
+    pub async fn start(cfg: NetConfig, mut storage: impl Storage) -> std::io::Result<Self> {
+        let me = cfg.node.me;
+        let addrs = *cfg.peers.get(&me).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("server {me} is not among the configured peers"),
+            )
+        })?;
+        let election_listener = TcpListener::bind(addrs.election).await?;
+        let quorum_listener = TcpListener::bind(addrs.quorum).await?;
+        let disk = tokio::task::spawn_blocking(move || storage.load().map(|d| (storage, d)))
+            .await
+            .map_err(std::io::Error::other)?;
+        let (storage, disk) = disk?;
+        let applied = Arc::new(Mutex::new(
+            disk.log
+                .iter()
+                .filter(|e| e.zxid > disk.snapshot_zxid)
+                .cloned()
+                .collect::<Vec<_>>(),
+        ));
+        let tasks = Tasks::default();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (status_tx, status) = watch::channel(Status::Looking);
+        let election_addrs: BTreeMap<ServerId, SocketAddr> =
+            cfg.peers.iter().map(|(id, a)| (*id, a.election)).collect();
+        let election = election_port::start(
+            me,
+            addrs.election,
+            election_listener,
+            &election_addrs,
+            events.clone(),
+            &tasks,
+        );
+        let next_conn = Arc::new(AtomicU64::new(1));
+        tasks.spawn(quorum_port::accept_loop(
+            me,
+            quorum_listener,
+            events.clone(),
+            tasks.clone(),
+            next_conn.clone(),
+        ));
+        let (disk_tx, disk_rx) = mpsc::unbounded_channel();
+        tasks.spawn(disk_task(storage, disk_rx, events.clone()));
+        let tick_every = Duration::from_millis((cfg.node.tick_ms / 2).clamp(5, 50));
+        let started = tokio::time::Instant::now();
+        let tick_events = events.clone();
+        tasks.spawn(async move {
+            let mut iv = tokio::time::interval(tick_every);
+            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                iv.tick().await;
+                let now_ms = started.elapsed().as_millis() as u64;
+                if tick_events
+                    .send(Event::Input(Input::Tick { now_ms }))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let node = Node::new(cfg.node.clone(), disk);
+        let syncs = Arc::new(Mutex::new(SyncCounts::default()));
+        let shell = Shell {
+            syncs: syncs.clone(),
+            me,
+            cfg,
+            node,
+            events: events.clone(),
+            election,
+            quorum: HashMap::new(),
+            parked: Vec::new(),
+            next_conn,
+            disk: disk_tx,
+            applied: applied.clone(),
+            staged_snapshot: None,
+            status: status_tx,
+            tasks: tasks.clone(),
+            started,
+        };
+        tasks.spawn(shell.run(events_rx));
+        Ok(QuorumServer {
+            id: me,
+            syncs,
+            events,
+            status,
+            applied,
+            tasks,
+        })
+    }
+
+    pub fn id(&self) -> ServerId {
+        self.id
+    }
+
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// Watches role changes.
+    pub fn status_watch(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// DIFF / TRUNC / SNAP packets this server received as a learner.
+    pub fn syncs(&self) -> SyncCounts {
+        *lock(&self.syncs)
+    }
+
+    /// The txns applied so far, in order.
+    pub fn applied(&self) -> Vec<Entry> {
+        lock(&self.applied).clone()
+    }
+
+    /// Proposes a txn; `Some(zxid)` when this server is an established
+    /// leader and took it (it commits once a quorum acks), `None` otherwise.
+    pub async fn propose(&self, txn: Bytes) -> Option<Zxid> {
+        let (tx, rx) = oneshot::channel();
+        self.events.send(Event::Propose(txn, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Freezes the server's state machine (not its sockets) until the
+    /// returned sender is dropped or used: a stopped process, as far as the
+    /// peers can tell, for fault tests.
+    pub fn pause(&self) -> oneshot::Sender<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.events.send(Event::Pause(rx));
+        tx
+    }
+
+    /// True while the server's tasks run (a storage failure stops them).
+    pub fn is_running(&self) -> bool {
+        !self.events.is_closed()
+    }
+
+    /// Stops every task and closes every socket at once, as a crash looks
+    /// to the peers (an in-memory storage keeps what was synced).
+    pub fn kill(&self) {
+        self.tasks.abort_all();
+    }
+}
+
+impl Drop for QuorumServer {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Writes batches to storage on a blocking thread; reports the last
+/// sequence number of a batch only after its sync.
+async fn disk_task(
+    storage: impl Storage,
+    mut rx: mpsc::UnboundedReceiver<(u64, PersistOp, Option<Vec<Entry>>)>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut storage = Some(storage);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let last = batch.last().map(|b| b.0).unwrap_or(0);
+        let Some(mut st) = storage.take() else { return };
+        let result = tokio::task::spawn_blocking(move || {
+            let r = batch
+                .iter()
+                .try_for_each(|(_, op, snap)| st.write(op, snap.as_deref()))
+                .and_then(|()| st.sync());
+            (st, r)
+        })
+        .await;
+        match result {
+            Ok((st, Ok(()))) => {
+                storage = Some(st);
+                if events
+                    .send(Event::Input(Input::Persisted { seq: last }))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok((_, Err(e))) => {
+                let _ = events.send(Event::Failed(format!("storage write failed: {e}")));
+                return;
+            }
+            Err(e) => {
+                let _ = events.send(Event::Failed(format!("storage task failed: {e}")));
+                return;
+            }
+        }
+    }
+}
+
+/// A learner connection that arrived before this server was leading.
+struct Parked {
+    conn: QuorumConn,
+    from: ServerId,
+    msg: ZabMessage,
+    until_ms: u64,
+}
+
+/// The node task's state.
+struct Shell {
+    me: ServerId,
+    syncs: Arc<Mutex<SyncCounts>>,
+    cfg: NetConfig,
+    node: Node,
+    events: mpsc::UnboundedSender<Event>,
+    election: BTreeMap<ServerId, Arc<election_port::ElectionPeer>>,
+    quorum: HashMap<ServerId, QuorumConn>,
+    parked: Vec<Parked>,
+    next_conn: Arc<AtomicU64>,
+    disk: mpsc::UnboundedSender<(u64, PersistOp, Option<Vec<Entry>>)>,
+    applied: Arc<Mutex<Vec<Entry>>>,
+    staged_snapshot: Option<(Zxid, Vec<Entry>)>,
+    status: watch::Sender<Status>,
+    tasks: Tasks,
+    started: tokio::time::Instant,
+}
+
+impl Shell {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let now = self.now_ms();
+        let actions = self.node.start(now);
+        self.execute(actions);
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                Event::Input(input) => {
+                    if let Input::Message {
+                        from,
+                        msg: Message::Election(n),
+                    } = &input
+                    {
+                        tracing::trace!(server = self.me, from, ?n, "notification in");
+                    }
+                    let tick = matches!(input, Input::Tick { .. });
+                    let actions = self.node.step(input);
+                    self.execute(actions);
+                    if tick {
+                        self.expire_parked();
+                    }
+                }
+                Event::Zab {
+                    conn,
+                    from,
+                    msg,
+                    snapshot,
+                } => {
+                    if self.quorum.get(&from).map(|c| c.id) != Some(conn) {
+                        continue; // from a connection already replaced or closed
+                    }
+                    match &msg {
+                        ZabMessage::Diff { .. } => lock(&self.syncs).diff += 1,
+                        ZabMessage::Trunc { .. } => lock(&self.syncs).trunc += 1,
+                        ZabMessage::Snap { .. } => lock(&self.syncs).snap += 1,
+                        _ => {}
+                    }
+                    if let (ZabMessage::Snap { zxid }, Some(s)) = (&msg, snapshot) {
+                        self.staged_snapshot = Some((*zxid, s));
+                    }
+                    let actions = self.node.step(Input::Message {
+                        from,
+                        msg: Message::Zab(msg),
+                    });
+                    self.execute(actions);
+                }
+                Event::Accepted { conn, from, msg } => {
+                    self.accepted(conn, from, msg);
+                }
+                Event::Reader { conn, peer, reader } => match self.quorum.get_mut(&peer) {
+                    Some(c) if c.id == conn => c.reader = Some(reader),
+                    _ => reader.abort(),
+                },
+                Event::QuorumClosed { conn, peer } => {
+                    self.parked.retain(|p| p.conn.id != conn);
+                    if self.quorum.get(&peer).map(|c| c.id) == Some(conn) {
+                        self.quorum.remove(&peer);
+                        let actions = self.node.step(Input::Disconnected(peer));
+                        self.execute(actions);
+                    }
+                }
+                Event::Propose(txn, reply) => {
+                    let (zxid, actions) = self.node.propose(txn);
+                    self.execute(actions);
+                    let _ = reply.send(zxid);
+                }
+                Event::Pause(resume) => {
+                    // Sockets stay open and the kernel keeps buffering, as
+                    // for a stopped process; time jumps on resume.
+                    let _ = resume.await;
+                }
+                Event::Failed(why) => {
+                    tracing::error!(server = self.me, "{why}; stopping");
+                    self.tasks.abort_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn leading(&self) -> bool {
+        matches!(
+            self.node.status(),
+            Status::Leading { .. } | Status::LeaderElect { .. }
+        )
+    }
+
+    fn accepted(&mut self, conn: QuorumConn, from: ServerId, msg: ZabMessage) {
+        if self.leading() {
+            // A learner reconnecting replaces its old connection.
+            if self.quorum.insert(from, conn).is_some() {
+                let actions = self.node.step(Input::Disconnected(from));
+                self.execute(actions);
+            }
+            let actions = self.node.step(Input::Message {
+                from,
+                msg: Message::Zab(msg),
+            });
+            self.execute(actions);
+        } else if self.node.status() == Status::Looking {
+            let until_ms = self.now_ms() + self.cfg.node.tick_ms * self.cfg.node.init_limit;
+            self.parked.push(Parked {
+                conn,
+                from,
+                msg,
+                until_ms,
+            });
+        }
+        // Following or observing: refuse by dropping the connection.
+    }
+
+    fn expire_parked(&mut self) {
+        let now = self.now_ms();
+        self.parked.retain(|p| p.until_ms > now);
+    }
+
+    fn status_changed(&mut self, s: Status) {
+        tracing::info!(server = self.me, status = ?s, "role changed");
+        self.status.send_replace(s);
+        match s {
+            Status::LeaderElect { .. } | Status::Leading { .. } => {
+                for p in std::mem::take(&mut self.parked) {
+                    self.accepted(p.conn, p.from, p.msg);
+                }
+            }
+            Status::Syncing { .. } | Status::Serving { .. } => self.parked.clear(),
+            Status::Looking => {}
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send { to, msg } => self.send(to, msg),
+                Action::Persist { seq, op } => self.persist(seq, op),
+                Action::Apply(e) => {
+                    let mut applied = lock(&self.applied);
+                    if applied.last().is_some_and(|l| l.zxid >= e.zxid) {
+                        tracing::error!(server = self.me, zxid = e.zxid, "apply out of order");
+                    }
+                    applied.push(e);
+                }
+                Action::Disconnect(peer) => {
+                    self.quorum.remove(&peer);
+                }
+                Action::Status(s) => self.status_changed(s),
+                Action::Violation(v) => {
+                    tracing::error!(server = self.me, "protocol violation: {v}")
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self, seq: u64, op: PersistOp) {
+        let mut snapshot = None;
+        match &op {
+            PersistOp::Truncate(z) => lock(&self.applied).retain(|e| e.zxid <= *z),
+            PersistOp::InstallSnapshot(z) => match self.staged_snapshot.take() {
+                Some((sz, entries)) if sz == *z => {
+                    *lock(&self.applied) = entries.clone();
+                    snapshot = Some(entries);
+                }
+                _ => {
+                    let _ = self.events.send(Event::Failed(format!(
+                        "asked to install snapshot {z:#x} that was never received"
+                    )));
+                    return;
+                }
+            },
+            _ => {}
+        }
+        let _ = self.disk.send((seq, op, snapshot));
+    }
+
+    fn send(&mut self, to: ServerId, msg: Message) {
+        match msg {
+            Message::Election(n) => {
+                tracing::trace!(server = self.me, to, ?n, "notification out");
+                if let Some(p) = self.election.get(&to) {
+                    p.send(&n);
+                }
+            }
+            Message::Zab(z) => {
+                let mut bytes = z.encode();
+                if let ZabMessage::Snap { zxid } = &z {
+                    // The tree is exactly at the SNAP zxid: every earlier
+                    // Apply has been executed.
+                    let applied = lock(&self.applied);
+                    let at = applied.last().map(|e| e.zxid).unwrap_or(0);
+                    if at != *zxid {
+                        tracing::error!(
+                            server = self.me,
+                            "SNAP {zxid:#x} with the state at {at:#x}"
+                        );
+                    }
+                    bytes.write_buffer(&encode_snapshot(&applied));
+                    bytes.write_string(quorum_port::SNAPSHOT_SIGNATURE);
+                }
+                let starts_learning = matches!(
+                    z,
+                    ZabMessage::FollowerInfo { .. } | ZabMessage::ObserverInfo { .. }
+                );
+                if starts_learning {
+                    // A new attempt to follow `to`: a fresh connection.
+                    self.quorum.remove(&to);
+                    let Some(addr) = self.cfg.peers.get(&to).map(|a| a.quorum) else {
+                        return;
+                    };
+                    let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let _ = tx.send(Bytes::from(bytes));
+                    let within = Duration::from_millis(
+                        self.cfg.node.tick_ms * self.cfg.node.init_limit.max(1),
+                    );
+                    quorum_port::connect(
+                        addr,
+                        id,
+                        to,
+                        rx,
+                        within,
+                        self.events.clone(),
+                        &self.tasks,
+                    );
+                    self.quorum.insert(
+                        to,
+                        QuorumConn {
+                            id,
+                            tx,
+                            reader: None,
+                        },
+                    );
+                } else if let Some(c) = self.quorum.get(&to) {
+                    let _ = c.tx.send(Bytes::from(bytes));
+                }
+                // No connection: the message is lost, as on a closed socket;
+                // the cores time out.
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::make_zxid;
+    use proptest::prelude::*;
+
+    #[test]
+    fn snapshot_round_trip() {
+        let entries = vec![
+            Entry {
+                zxid: make_zxid(1, 1),
+                txn: Bytes::from_static(b"a"),
+            },
+            Entry {
+                zxid: make_zxid(1, 2),
+                txn: Bytes::from_static(b""),
+            },
+        ];
+        assert_eq!(decode_snapshot(&encode_snapshot(&entries)), Ok(entries));
+        assert!(decode_snapshot(&[0, 0, 0, 9]).is_err());
+        assert!(decode_snapshot(&[]).is_err());
+    }
+
+    #[tokio::test]
+    async fn quorum_packets_read_off_a_stream() {
+        let msgs = [
+            ZabMessage::Proposal {
+                zxid: make_zxid(2, 5),
+                txn: Bytes::from_static(b"txn"),
+            },
+            ZabMessage::Commit {
+                zxid: make_zxid(2, 5),
+            },
+            ZabMessage::UpToDate { zxid: 0 },
+        ];
+        let mut stream = Vec::new();
+        for m in &msgs {
+            stream.extend_from_slice(&m.encode());
+        }
+        let mut r = &stream[..];
+        for m in &msgs {
+            assert_eq!(&quorum_port::read_packet(&mut r).await.unwrap(), m);
+        }
+        assert!(quorum_port::read_packet(&mut r).await.is_err());
+        // Truncated in the middle of a packet.
+        let mut short = &stream[..stream.len() - 3];
+        for _ in 0..2 {
+            quorum_port::read_packet(&mut short).await.unwrap();
+        }
+        assert!(quorum_port::read_packet(&mut short).await.is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_snapshot(&bytes);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async {
+                let mut r = &bytes[..];
+                while quorum_port::read_packet(&mut r).await.is_ok() {}
+            });
+        }
+    }
+}
