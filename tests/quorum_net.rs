@@ -66,6 +66,11 @@ struct Ensemble {
 }
 
 impl Ensemble {
+    /// Every server but `id`.
+    fn others_than(&self, id: ServerId) -> Vec<ServerId> {
+        self.servers.keys().copied().filter(|s| *s != id).collect()
+    }
+
     async fn start(n: u64, log_window: usize) -> Self {
         Self::start_with_observers(n, 0, log_window).await
     }
@@ -604,12 +609,7 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
     e.wait_converged(&first, "the first batch").await;
 
     let (leader, _) = e.wait_settled("the leader").await;
-    let followers: Vec<ServerId> = e
-        .servers
-        .keys()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = e.others_than(leader);
 
     // One follower down: two of three still commit.
     e.kill(followers[0]);
@@ -624,12 +624,7 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
 
     // Both followers down: the leader cannot keep a quorum.
     let (leader, _) = e.wait_settled("the leader").await;
-    let followers: Vec<ServerId> = e
-        .servers
-        .keys()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let followers = e.others_than(leader);
     e.kill(followers[0]);
     e.kill(followers[1]);
     wait_for(
@@ -705,12 +700,7 @@ async fn a_paused_leader_is_replaced_and_catches_up_when_resumed() {
     let paused_at = std::time::Instant::now();
     let resume = e.servers[&leader].pause();
     e.paused.insert(leader);
-    let others: Vec<ServerId> = e
-        .servers
-        .keys()
-        .copied()
-        .filter(|id| *id != leader)
-        .collect();
+    let others = e.others_than(leader);
     let leader2 = wait_for(
         "the others to elect a new leader",
         || {

@@ -105,39 +105,48 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Observe> {
         link: rx,
         snapshot_enabled: cfg.admin_snapshot_enabled,
     };
-    match TcpListener::bind((cfg.metrics_host.as_str(), cfg.metrics_port)).await {
-        Ok(l) => {
-            let addr = l.local_addr()?;
-            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
-            let s = shared.clone();
-            tokio::spawn(serve_http(l, move |req| metrics_route(s.clone(), req)));
-        }
-        Err(e) => tracing::error!(
-            host = %cfg.metrics_host,
-            port = cfg.metrics_port,
-            error = %e,
-            "cannot listen for /metrics (metricsProvider.httpPort); metrics are not served"
-        ),
+    if let Some(l) = bind_or_log(
+        &cfg.metrics_host,
+        cfg.metrics_port,
+        "Prometheus metrics at /metrics",
+        "metricsProvider.httpPort",
+    )
+    .await
+    {
+        let s = shared.clone();
+        tokio::spawn(serve_http(l, move |req| metrics_route(s.clone(), req)));
     }
-    if cfg.admin_enabled {
-        match TcpListener::bind((cfg.admin_address.as_str(), cfg.admin_port)).await {
-            Ok(l) => {
-                let addr = l.local_addr()?;
-                tracing::info!(%addr, "serving the admin API at /commands and /health");
-                let s = shared.clone();
-                tokio::spawn(serve_http(l, move |req| admin_route(s.clone(), req)));
-            }
-            Err(e) => tracing::error!(
-                address = %cfg.admin_address,
-                port = cfg.admin_port,
-                error = %e,
-                "cannot listen for the admin API (admin.serverPort); it is not served"
-            ),
-        }
-    } else {
+    if !cfg.admin_enabled {
         tracing::info!("admin server disabled (admin.enableServer=false)");
+    } else if let Some(l) = bind_or_log(
+        &cfg.admin_address,
+        cfg.admin_port,
+        "the admin API at /commands and /health",
+        "admin.serverPort",
+    )
+    .await
+    {
+        let s = shared.clone();
+        tokio::spawn(serve_http(l, move |req| admin_route(s.clone(), req)));
     }
     Ok(Observe { link: tx })
+}
+
+/// Binds an HTTP listener. A port that can't be bound is logged and the
+/// server goes on without that listener, as ZooKeeper's AdminServer does.
+async fn bind_or_log(host: &str, port: u16, what: &str, key: &str) -> Option<TcpListener> {
+    match TcpListener::bind((host, port)).await {
+        Ok(l) => {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "serving {what}");
+            }
+            Some(l)
+        }
+        Err(e) => {
+            tracing::error!(%host, port, error = %e, "cannot listen for {what} ({key}); it is not served");
+            None
+        }
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
