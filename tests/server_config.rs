@@ -74,15 +74,22 @@ fn a_data_dir_in_use_is_refused() {
 }
 
 #[test]
-fn replicated_configs_are_refused_until_replication_exists() {
-    let (ok, err) = run_with(
-        "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n",
+fn a_replicated_server_needs_a_myid_named_in_the_server_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = format!(
+        "dataDir={}\nadmin.enableServer=false\nmetricsProvider.httpPort=0\n\
+         server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n",
+        data.display()
     );
-    assert!(
-        !ok,
-        "three members must not run as three standalone servers"
-    );
-    assert!(err.contains("replicated"), "{err}");
+    let (ok, err) = run_with(&cfg);
+    assert!(!ok, "three members without a myid must not start");
+    assert!(err.contains("myid"), "{err}");
+    std::fs::write(data.join("myid"), "7\n").unwrap();
+    let (ok, err) = run_with(&cfg);
+    assert!(!ok, "an id no server line names must not start");
+    assert!(err.contains("server.7"), "{err}");
 }
 
 #[test]

@@ -13,6 +13,9 @@
 //! out, and the shell holds frames back until then.
 
 pub mod fourlw;
+pub mod replica;
+
+pub use replica::Submission;
 
 use crate::jute::{Reader, Record, Writer};
 use crate::proto::txn::*;
@@ -78,6 +81,9 @@ pub enum Effect {
     Log { header: TxnHeader, txn: Txn },
     /// Time for a snapshot: the shell takes one now (see `Processor::tree`).
     Snapshot,
+    /// Replicated mode: a write for the leader to prepare and propose; its
+    /// reply goes out when the txn commits (see [`replica`]).
+    Submit(Submission),
 }
 
 /// Per-connection counters, for `cons` and `stat`.
@@ -101,6 +107,9 @@ struct Conn {
     auth: Vec<Id>,
     addr: String,
     stats: ConnStats,
+    /// Replicated mode: submitted writes awaiting their commit and the
+    /// requests queued behind them, oldest first.
+    pending: std::collections::VecDeque<replica::Pending>,
 }
 
 /// Server-wide counters.
@@ -129,6 +138,14 @@ pub struct Processor {
     dirty: HashMap<String, i64>,
     /// Set while answering a read: the tag its frames carry.
     read_tag: Option<i64>,
+    /// Replicated mode: this processor serves clients from committed txns
+    /// only; writes are submitted, never applied here first.
+    replica: bool,
+    /// The lowest zxid the next txn may have (a new leader's epoch start).
+    zxid_floor: i64,
+    /// Replicated mode: sessions that saw client activity since the last
+    /// [`Processor::take_touched`] (the leader owns expiry).
+    touched: HashMap<i64, u32>,
 }
 
 type Res<T> = Result<T, ErrorCode>;
@@ -166,6 +183,9 @@ impl Processor {
             durable_hint: recovered_zxid,
             dirty: HashMap::new(),
             read_tag: None,
+            replica: false,
+            zxid_floor: 0,
+            touched: HashMap::new(),
         }
     }
 
@@ -382,6 +402,7 @@ impl Processor {
             }],
             addr: addr.to_string(),
             stats,
+            pending: Default::default(),
         };
         if req.session_id != 0 {
             // ZooKeeper drops the session's current connection as soon as a
@@ -416,6 +437,22 @@ impl Processor {
             let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
             c.timeout = old_timeout.unwrap_or(timeout);
             self.session_conn.insert(req.session_id, conn);
+        } else if self.replica {
+            // The session exists once its createSession txn commits; the
+            // connect response goes out then.
+            let id = self.sessions.next_id();
+            c.session = id;
+            c.pending.push_back(replica::Pending::Connect);
+            self.conns.insert(conn, c);
+            self.session_conn.insert(id, conn);
+            out.push(Effect::Submit(Submission {
+                session: id,
+                cxid: 0,
+                op: OpCode::CreateSession as i32,
+                body: Bytes::copy_from_slice(&(timeout as i32).to_be_bytes()),
+                auth: Vec::new(),
+            }));
+            return out;
         } else {
             let id = self.sessions.next_id();
             c.session = id;
@@ -460,7 +497,7 @@ impl Processor {
         TxnHeader {
             client_id: session,
             cxid,
-            zxid: self.tree.last_zxid + 1,
+            zxid: (self.tree.last_zxid + 1).max(self.zxid_floor),
             time: now.wall_ms,
             txn_type: op as i32,
         }
@@ -476,6 +513,12 @@ impl Processor {
         }
         out.push(Effect::Log { header, txn });
         self.fire(out, &changes);
+        self.count_txn(out);
+        applied
+    }
+
+    /// Counts a txn towards the next snapshot.
+    fn count_txn(&mut self, out: &mut Vec<Effect>) {
         self.txns_since_snapshot += 1;
         if self.txns_since_snapshot >= self.snapshot_after {
             self.txns_since_snapshot = 0;
@@ -483,13 +526,15 @@ impl Processor {
                 Self::next_snapshot_threshold(self.settings.snap_count, self.tree.last_zxid);
             out.push(Effect::Snapshot);
         }
-        applied
     }
 
     // ---- requests -------------------------------------------------------
 
     /// One request frame (header + body) from an established connection.
     pub fn request(&mut self, conn: ConnId, frame: &[u8], now: Clock) -> Vec<Effect> {
+        if self.replica {
+            return self.replica_request(conn, frame, now);
+        }
         let mut out = Vec::new();
         let Some(c) = self.conns.get_mut(&conn) else {
             return out;
@@ -978,43 +1023,15 @@ impl Processor {
                 let mut h = hdr;
                 h.txn_type = txn.op() as i32;
                 let applied = self.commit(out, h, txn);
-                let body = match (&req, applied.err) {
-                    (_, e) if e != ErrorCode::Ok && op != OpCode::Multi => {
+                match write_result(op, applied) {
+                    Ok(body) => self.reply(out, conn, xid, ErrorCode::Ok, &body),
+                    Err(e) => {
                         // Prep said yes and apply said no: cannot happen with a
                         // single writer, but never answer with a lie.
                         tracing::error!(?e, "transaction failed after validation");
                         self.reply(out, conn, xid, e, &Response::Empty);
-                        return;
                     }
-                    (Request::Create(OpCode::Create, _), _) => Response::Create(applied.path),
-                    (Request::Create(..) | Request::CreateTtl(_), _) => {
-                        Response::Create2(applied.path, applied.stat.unwrap_or_default())
-                    }
-                    (Request::SetData(_) | Request::SetAcl(_), _) => {
-                        Response::Stat(applied.stat.unwrap_or_default())
-                    }
-                    (Request::Multi(_), _) => Response::Multi(
-                        applied
-                            .multi
-                            .into_iter()
-                            .map(|a| match (a.err, a.op) {
-                                (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
-                                (
-                                    ErrorCode::Ok,
-                                    OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
-                                ) => MultiResult::Create2(a.path, a.stat.unwrap_or_default()),
-                                (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
-                                (ErrorCode::Ok, OpCode::SetData) => {
-                                    MultiResult::SetData(a.stat.unwrap_or_default())
-                                }
-                                (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
-                                (e, _) => MultiResult::Error(e),
-                            })
-                            .collect(),
-                    ),
-                    _ => Response::Empty,
-                };
-                self.reply(out, conn, xid, ErrorCode::Ok, &body);
+                }
             }
         }
     }
@@ -1302,6 +1319,10 @@ impl Processor {
     pub fn tick(&mut self, now: Clock) -> Vec<Effect> {
         let mut out = Vec::new();
         self.prune_dirty();
+        if self.replica {
+            // Expiry and reaping are the leader's (its preparing processor).
+            return out;
+        }
         for id in self.sessions.expired(now.mono_ms) {
             tracing::info!("expiring session 0x{:x}", id);
             let hdr = self.next_header(id, 0, OpCode::CloseSession, now);
@@ -1388,6 +1409,38 @@ impl<'a> MultiOpRef<'a> {
 
 /// Reads take paths as given, unvalidated, as ZooKeeper does; "" is its
 /// alias of the root.
+/// The reply to a write of type `op` (the request's type) from what
+/// applying its txn did.
+fn write_result(op: OpCode, applied: tree::Applied) -> Res<Response> {
+    if applied.err != ErrorCode::Ok && op != OpCode::Multi {
+        return Err(applied.err);
+    }
+    Ok(match op {
+        OpCode::Create => Response::Create(applied.path),
+        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
+            Response::Create2(applied.path, applied.stat.unwrap_or_default())
+        }
+        OpCode::SetData | OpCode::SetAcl => Response::Stat(applied.stat.unwrap_or_default()),
+        OpCode::Multi => Response::Multi(
+            applied
+                .multi
+                .into_iter()
+                .map(|a| match (a.err, a.op) {
+                    (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
+                    (ErrorCode::Ok, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
+                        MultiResult::Create2(a.path, a.stat.unwrap_or_default())
+                    }
+                    (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
+                    (ErrorCode::Ok, OpCode::SetData) => MultiResult::SetData(a.stat.unwrap_or_default()),
+                    (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
+                    (e, _) => MultiResult::Error(e),
+                })
+                .collect(),
+        ),
+        _ => Response::Empty,
+    })
+}
+
 fn read_path(p: &str) -> &str {
     if p.is_empty() { "/" } else { p }
 }

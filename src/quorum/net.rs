@@ -56,7 +56,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use super::node::{Action, Entry, Input, Message, Node, NodeConfig, Status};
-use super::wire::ZabMessage;
+use super::wire::{PacketType, QuorumPacket, ZabMessage};
 use super::zab::{PersistOp, PersistentState};
 use super::{ServerId, Zxid};
 use crate::jute::{Reader, Writer};
@@ -81,8 +81,9 @@ pub struct NetConfig {
 /// a blocking thread.
 pub trait Storage: Send + 'static {
     fn load(&mut self) -> std::io::Result<PersistentState>;
-    /// `snapshot` is the received snapshot for `InstallSnapshot`.
-    fn write(&mut self, op: &PersistOp, snapshot: Option<&[Entry]>) -> std::io::Result<()>;
+    /// `snapshot` is the received snapshot (as [`Replica::snapshot`] made
+    /// it) for `InstallSnapshot`.
+    fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()>;
     fn sync(&mut self) -> std::io::Result<()>;
 }
 
@@ -103,7 +104,7 @@ impl Storage for MemoryStorage {
         Ok(self.state())
     }
 
-    fn write(&mut self, op: &PersistOp, snapshot: Option<&[Entry]>) -> std::io::Result<()> {
+    fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()> {
         let mut d = lock(&self.0);
         match op {
             PersistOp::AcceptedEpoch(e) => d.accepted_epoch = *e,
@@ -112,7 +113,10 @@ impl Storage for MemoryStorage {
             PersistOp::Truncate(z) => d.log.retain(|e| e.zxid <= *z),
             PersistOp::InstallSnapshot(_) => {
                 d.snapshot_zxid = 0;
-                d.log = snapshot.map(<[Entry]>::to_vec).unwrap_or_default();
+                d.log = match snapshot {
+                    Some(b) => decode_snapshot(b).map_err(std::io::Error::other)?,
+                    None => Vec::new(),
+                };
             }
         }
         Ok(())
@@ -151,6 +155,136 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<Entry>, String> {
         out.push(Entry { zxid, txn });
     }
     Ok(out)
+}
+
+/// The state machine replicated by a [`QuorumServer`]: it receives the
+/// committed txns in order and the role changes, serializes its state for
+/// SNAP, and may propose txns or exchange its own packets (REQUEST, SYNC...)
+/// with the leader or learners through the [`Ctx`] it is handed. All calls
+/// run on the node task, between the node's steps.
+pub trait Replica: Send + 'static {
+    /// What the rest of the program sends it (client work, questions).
+    type Msg: Send + 'static;
+    /// A committed txn, in zxid order.
+    fn apply(&mut self, e: Entry, ctx: &mut Ctx);
+    /// A logged txn applied on leaving a role: maybe not committed, and a
+    /// later `truncate` may take it back.
+    fn fast_forward(&mut self, e: Entry, ctx: &mut Ctx);
+    /// The state at exactly `zxid` (everything applied), serialized; sent
+    /// after a SNAP packet.
+    fn snapshot(&mut self, zxid: Zxid) -> Vec<u8>;
+    /// Replaces the state with a received snapshot taken at `zxid`.
+    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], ctx: &mut Ctx) -> Result<(), String>;
+    /// Drops whatever was applied or fast-forwarded after `zxid`.
+    fn truncate(&mut self, zxid: Zxid, ctx: &mut Ctx) -> Result<(), String>;
+    fn status(&mut self, s: Status, ctx: &mut Ctx);
+    fn message(&mut self, m: Self::Msg, ctx: &mut Ctx);
+    /// A packet the ZAB cores do not handle (REQUEST, SYNC, REVALIDATE...).
+    fn packet(&mut self, _from: ServerId, _p: QuorumPacket, _ctx: &mut Ctx) {}
+    /// What a learner puts in the PING it answers the leader with.
+    fn ping_data(&mut self) -> Bytes {
+        Bytes::new()
+    }
+    /// The leader got a learner's PING with `data`.
+    fn pinged(&mut self, _from: ServerId, _data: &[u8]) {}
+    /// Called every node tick.
+    fn tick(&mut self, _ctx: &mut Ctx) {}
+}
+
+/// What the node is doing, for the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub me: ServerId,
+    pub status: Status,
+    /// Highest committed (applied) zxid.
+    pub committed: Zxid,
+    /// Highest logged zxid: a leader's last proposal.
+    pub last_logged: Zxid,
+    /// While leading: (learners, synced followers, synced observers).
+    pub leader_counts: Option<(usize, usize, usize)>,
+}
+
+/// The replica's window on the node: what it is doing, and requests.
+pub struct Ctx {
+    pub info: NodeInfo,
+    requests: Vec<CtxRequest>,
+}
+
+enum CtxRequest {
+    Propose { txn: Bytes, zxid: Zxid },
+    Send { to: ServerId, packet: QuorumPacket },
+    Fail(String),
+}
+
+impl Ctx {
+    /// Proposes a txn whose header says `zxid`; the leader must give it
+    /// exactly that zxid (the server stops otherwise: a bug).
+    pub fn propose(&mut self, txn: Bytes, zxid: Zxid) {
+        self.requests.push(CtxRequest::Propose { txn, zxid });
+    }
+
+    /// Sends a packet on the quorum connection with `to` (the leader, or a
+    /// learner when leading).
+    pub fn send(&mut self, to: ServerId, packet: QuorumPacket) {
+        self.requests.push(CtxRequest::Send { to, packet });
+    }
+
+    /// The replica cannot go on (storage or state broken): stop the server.
+    pub fn fail(&mut self, why: String) {
+        self.requests.push(CtxRequest::Fail(why));
+    }
+}
+
+/// The replica of the tests: the applied state is the list of applied
+/// txns, and the snapshot is that list.
+#[derive(Debug, Clone, Default)]
+pub struct ListReplica {
+    applied: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl ListReplica {
+    fn push(&mut self, e: Entry) {
+        let mut applied = lock(&self.applied);
+        if applied.last().is_some_and(|l| l.zxid >= e.zxid) {
+            tracing::error!(zxid = e.zxid, "apply out of order");
+        }
+        applied.push(e);
+    }
+}
+
+impl Replica for ListReplica {
+    type Msg = ();
+
+    fn apply(&mut self, e: Entry, _ctx: &mut Ctx) {
+        self.push(e);
+    }
+
+    fn fast_forward(&mut self, e: Entry, _ctx: &mut Ctx) {
+        self.push(e);
+    }
+
+    fn snapshot(&mut self, zxid: Zxid) -> Vec<u8> {
+        let applied = lock(&self.applied);
+        let at = applied.last().map(|e| e.zxid).unwrap_or(0);
+        if at != zxid {
+            tracing::error!("SNAP {zxid:#x} with the state at {at:#x}");
+        }
+        encode_snapshot(&applied)
+    }
+
+    fn install_snapshot(&mut self, _zxid: Zxid, snap: &[u8], _ctx: &mut Ctx) -> Result<(), String> {
+        *lock(&self.applied) = decode_snapshot(snap)?;
+        Ok(())
+    }
+
+    fn truncate(&mut self, zxid: Zxid, _ctx: &mut Ctx) -> Result<(), String> {
+        lock(&self.applied).retain(|e| e.zxid <= zxid);
+        Ok(())
+    }
+
+    fn status(&mut self, _s: Status, _ctx: &mut Ctx) {}
+
+    fn message(&mut self, _m: (), _ctx: &mut Ctx) {}
 }
 
 /// Every task of one server, so that it can be stopped at once (a crash,
@@ -198,7 +332,7 @@ enum Event {
         conn: u64,
         from: ServerId,
         msg: ZabMessage,
-        snapshot: Option<Vec<Entry>>,
+        snapshot: Option<Bytes>,
     },
     /// A learner connected; `msg` is its first packet.
     Accepted {
@@ -231,18 +365,66 @@ pub struct SyncCounts {
 }
 
 /// One running replicated server. Dropping it stops every task.
-pub struct QuorumServer {
+pub struct QuorumServer<R: Replica = ListReplica> {
     id: ServerId,
     syncs: Arc<Mutex<SyncCounts>>,
     events: mpsc::UnboundedSender<Event>,
+    app: mpsc::UnboundedSender<R::Msg>,
     status: watch::Receiver<Status>,
     applied: Arc<Mutex<Vec<Entry>>>,
     tasks: Tasks,
 }
 
-impl QuorumServer {
-    /// Binds both ports, loads the storage and starts the server.
-    pub async fn start(cfg: NetConfig, mut storage: impl Storage) -> std::io::Result<Self> {
+impl QuorumServer<ListReplica> {
+    /// Binds both ports, loads the storage and starts the server, with the
+    /// list of applied txns as its state (tests).
+    pub async fn start(cfg: NetConfig, storage: impl Storage) -> std::io::Result<Self> {
+        let replica = ListReplica::default();
+        let applied = replica.applied.clone();
+        let disk = load(storage).await?;
+        *lock(&applied) = disk
+            .1
+            .log
+            .iter()
+            .filter(|e| e.zxid > disk.1.snapshot_zxid)
+            .cloned()
+            .collect();
+        let mut s = Self::start_loaded(cfg, disk, replica).await?;
+        s.applied = applied;
+        Ok(s)
+    }
+
+    /// The txns applied so far, in order.
+    pub fn applied(&self) -> Vec<Entry> {
+        lock(&self.applied).clone()
+    }
+}
+
+async fn load<S: Storage>(mut storage: S) -> std::io::Result<(S, PersistentState)> {
+    tokio::task::spawn_blocking(move || storage.load().map(|d| (storage, d)))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+impl<R: Replica> QuorumServer<R> {
+    /// Binds both ports, loads the storage and starts the server with
+    /// `replica` as its state machine. The replica must hold exactly the
+    /// state the storage's snapshot stands for (its log is replayed by the
+    /// node as fast-forwards).
+    pub async fn start_replica(
+        cfg: NetConfig,
+        storage: impl Storage,
+        replica: R,
+    ) -> std::io::Result<Self> {
+        let disk = load(storage).await?;
+        Self::start_loaded(cfg, disk, replica).await
+    }
+
+    async fn start_loaded<S: Storage>(
+        cfg: NetConfig,
+        (storage, disk): (S, PersistentState),
+        replica: R,
+    ) -> std::io::Result<Self> {
         let me = cfg.node.me;
         let addrs = *cfg.peers.get(&me).ok_or_else(|| {
             std::io::Error::new(
@@ -250,21 +432,15 @@ impl QuorumServer {
                 format!("server {me} is not among the configured peers"),
             )
         })?;
-        let election_listener = TcpListener::bind(addrs.election).await?;
-        let quorum_listener = TcpListener::bind(addrs.quorum).await?;
-        let disk = tokio::task::spawn_blocking(move || storage.load().map(|d| (storage, d)))
-            .await
-            .map_err(std::io::Error::other)?;
-        let (storage, disk) = disk?;
-        let applied = Arc::new(Mutex::new(
-            disk.log
-                .iter()
-                .filter(|e| e.zxid > disk.snapshot_zxid)
-                .cloned()
-                .collect::<Vec<_>>(),
-        ));
+        let election_listener = TcpListener::bind(addrs.election).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("election port {}: {e}", addrs.election))
+        })?;
+        let quorum_listener = TcpListener::bind(addrs.quorum).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("quorum port {}: {e}", addrs.quorum))
+        })?;
         let tasks = Tasks::default();
         let (events, events_rx) = mpsc::unbounded_channel();
+        let (app, app_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::Looking);
         let election_addrs: BTreeMap<ServerId, SocketAddr> =
             cfg.peers.iter().map(|(id, a)| (*id, a.election)).collect();
@@ -316,19 +492,21 @@ impl QuorumServer {
             parked: Vec::new(),
             next_conn,
             disk: disk_tx,
-            applied: applied.clone(),
+            replica,
+            requests: Vec::new(),
             staged_snapshot: None,
             status: status_tx,
             tasks: tasks.clone(),
             started,
         };
-        tasks.spawn(shell.run(events_rx));
+        tasks.spawn(shell.run(events_rx, app_rx));
         Ok(QuorumServer {
             id: me,
             syncs,
             events,
+            app,
             status,
-            applied,
+            applied: Arc::default(),
             tasks,
         })
     }
@@ -346,14 +524,14 @@ impl QuorumServer {
         self.status.clone()
     }
 
+    /// A sender of messages to the replica (they run on the node task).
+    pub fn replica_sender(&self) -> mpsc::UnboundedSender<R::Msg> {
+        self.app.clone()
+    }
+
     /// DIFF / TRUNC / SNAP packets this server received as a learner.
     pub fn syncs(&self) -> SyncCounts {
         *lock(&self.syncs)
-    }
-
-    /// The txns applied so far, in order.
-    pub fn applied(&self) -> Vec<Entry> {
-        lock(&self.applied).clone()
     }
 
     /// Proposes a txn; `Some(zxid)` when this server is an established
@@ -378,6 +556,11 @@ impl QuorumServer {
         !self.events.is_closed()
     }
 
+    /// Waits until the server stops (a storage failure or a fatal error).
+    pub async fn stopped(&self) {
+        self.events.closed().await
+    }
+
     /// Stops every task and closes every socket at once, as a crash looks
     /// to the peers (an in-memory storage keeps what was synced).
     pub fn kill(&self) {
@@ -385,7 +568,7 @@ impl QuorumServer {
     }
 }
 
-impl Drop for QuorumServer {
+impl<R: Replica> Drop for QuorumServer<R> {
     fn drop(&mut self) {
         self.tasks.abort_all();
     }
@@ -395,7 +578,7 @@ impl Drop for QuorumServer {
 /// sequence number of a batch only after its sync.
 async fn disk_task(
     storage: impl Storage,
-    mut rx: mpsc::UnboundedReceiver<(u64, PersistOp, Option<Vec<Entry>>)>,
+    mut rx: mpsc::UnboundedReceiver<(u64, PersistOp, Option<Bytes>)>,
     events: mpsc::UnboundedSender<Event>,
 ) {
     let mut storage = Some(storage);
@@ -445,7 +628,7 @@ struct Parked {
 }
 
 /// The node task's state.
-struct Shell {
+struct Shell<R: Replica> {
     me: ServerId,
     syncs: Arc<Mutex<SyncCounts>>,
     cfg: NetConfig,
@@ -455,96 +638,194 @@ struct Shell {
     quorum: HashMap<ServerId, QuorumConn>,
     parked: Vec<Parked>,
     next_conn: Arc<AtomicU64>,
-    disk: mpsc::UnboundedSender<(u64, PersistOp, Option<Vec<Entry>>)>,
-    applied: Arc<Mutex<Vec<Entry>>>,
-    staged_snapshot: Option<(Zxid, Vec<Entry>)>,
+    disk: mpsc::UnboundedSender<(u64, PersistOp, Option<Bytes>)>,
+    replica: R,
+    /// What the replica asked for while being called; run after.
+    requests: Vec<CtxRequest>,
+    staged_snapshot: Option<(Zxid, Bytes)>,
     status: watch::Sender<Status>,
     tasks: Tasks,
     started: tokio::time::Instant,
 }
 
-impl Shell {
+impl<R: Replica> Shell<R> {
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        let now = self.now_ms();
-        let actions = self.node.start(now);
-        self.execute(actions);
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                Event::Input(input) => {
-                    if let Input::Message {
-                        from,
-                        msg: Message::Election(n),
-                    } = &input
-                    {
-                        tracing::trace!(server = self.me, from, ?n, "notification in");
-                    }
-                    let tick = matches!(input, Input::Tick { .. });
-                    let actions = self.node.step(input);
-                    self.execute(actions);
-                    if tick {
-                        self.expire_parked();
-                    }
-                }
-                Event::Zab {
-                    conn,
-                    from,
-                    msg,
-                    snapshot,
-                } => {
-                    if self.quorum.get(&from).map(|c| c.id) != Some(conn) {
-                        continue; // from a connection already replaced or closed
-                    }
-                    match &msg {
-                        ZabMessage::Diff { .. } => lock(&self.syncs).diff += 1,
-                        ZabMessage::Trunc { .. } => lock(&self.syncs).trunc += 1,
-                        ZabMessage::Snap { .. } => lock(&self.syncs).snap += 1,
-                        _ => {}
-                    }
-                    if let (ZabMessage::Snap { zxid }, Some(s)) = (&msg, snapshot) {
-                        self.staged_snapshot = Some((*zxid, s));
-                    }
-                    let actions = self.node.step(Input::Message {
-                        from,
-                        msg: Message::Zab(msg),
-                    });
-                    self.execute(actions);
-                }
-                Event::Accepted { conn, from, msg } => {
-                    self.accepted(conn, from, msg);
-                }
-                Event::Reader { conn, peer, reader } => match self.quorum.get_mut(&peer) {
-                    Some(c) if c.id == conn => c.reader = Some(reader),
-                    _ => reader.abort(),
-                },
-                Event::QuorumClosed { conn, peer } => {
-                    self.parked.retain(|p| p.conn.id != conn);
-                    if self.quorum.get(&peer).map(|c| c.id) == Some(conn) {
-                        self.quorum.remove(&peer);
-                        let actions = self.node.step(Input::Disconnected(peer));
+    fn info(&self) -> NodeInfo {
+        NodeInfo {
+            me: self.me,
+            status: self.node.status(),
+            committed: self.node.history().committed(),
+            last_logged: self.node.last_logged(),
+            leader_counts: self.node.leader_counts(),
+        }
+    }
+
+    /// Calls the replica with a fresh context and keeps its requests.
+    fn with_replica<T>(&mut self, f: impl FnOnce(&mut R, &mut Ctx) -> T) -> T {
+        let mut ctx = Ctx {
+            info: self.info(),
+            requests: Vec::new(),
+        };
+        let r = f(&mut self.replica, &mut ctx);
+        self.requests.append(&mut ctx.requests);
+        r
+    }
+
+    /// Runs what the replica asked for, and what that leads to. False when
+    /// the server must stop.
+    fn run_requests(&mut self) -> bool {
+        while !self.requests.is_empty() {
+            for r in std::mem::take(&mut self.requests) {
+                match r {
+                    CtxRequest::Propose { txn, zxid } => {
+                        let (got, actions) = self.node.propose(txn);
                         self.execute(actions);
+                        match got {
+                            Some(z) if z != zxid => {
+                                tracing::error!(
+                                    server = self.me,
+                                    "proposal got zxid {z:#x}, its header says {zxid:#x}; stopping"
+                                );
+                                return false;
+                            }
+                            Some(_) => {}
+                            // Not (or no longer) leading: the status change
+                            // tells the replica.
+                            None => {}
+                        }
                     }
-                }
-                Event::Propose(txn, reply) => {
-                    let (zxid, actions) = self.node.propose(txn);
-                    self.execute(actions);
-                    let _ = reply.send(zxid);
-                }
-                Event::Pause(resume) => {
-                    // Sockets stay open and the kernel keeps buffering, as
-                    // for a stopped process; time jumps on resume.
-                    let _ = resume.await;
-                }
-                Event::Failed(why) => {
-                    tracing::error!(server = self.me, "{why}; stopping");
-                    self.tasks.abort_all();
-                    return;
+                    CtxRequest::Send { to, packet } => {
+                        self.send(to, Message::Zab(ZabMessage::Other(packet)))
+                    }
+                    CtxRequest::Fail(why) => {
+                        tracing::error!(server = self.me, "{why}; stopping");
+                        return false;
+                    }
                 }
             }
         }
+        true
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Event>,
+        mut app_rx: mpsc::UnboundedReceiver<R::Msg>,
+    ) {
+        let now = self.now_ms();
+        let actions = self.node.start(now);
+        self.execute(actions);
+        let mut app_open = true;
+        loop {
+            let ev = tokio::select! {
+                biased;
+                ev = rx.recv() => match ev {
+                    Some(ev) => ev,
+                    None => break,
+                },
+                m = app_rx.recv(), if app_open => {
+                    match m {
+                        Some(m) => self.with_replica(|r, ctx| r.message(m, ctx)),
+                        None => app_open = false,
+                    }
+                    if !self.run_requests() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if !self.event(ev).await || !self.run_requests() {
+                break;
+            }
+        }
+        self.tasks.abort_all();
+    }
+
+    /// One event; false when the server must stop.
+    async fn event(&mut self, ev: Event) -> bool {
+        match ev {
+            Event::Input(input) => {
+                if let Input::Message {
+                    from,
+                    msg: Message::Election(n),
+                } = &input
+                {
+                    tracing::trace!(server = self.me, from, ?n, "notification in");
+                }
+                let tick = matches!(input, Input::Tick { .. });
+                let actions = self.node.step(input);
+                self.execute(actions);
+                if tick {
+                    self.expire_parked();
+                    self.with_replica(|r, ctx| r.tick(ctx));
+                }
+            }
+            Event::Zab {
+                conn,
+                from,
+                msg,
+                snapshot,
+            } => {
+                if self.quorum.get(&from).map(|c| c.id) != Some(conn) {
+                    return true; // from a connection already replaced or closed
+                }
+                match &msg {
+                    ZabMessage::Diff { .. } => lock(&self.syncs).diff += 1,
+                    ZabMessage::Trunc { .. } => lock(&self.syncs).trunc += 1,
+                    ZabMessage::Snap { .. } => lock(&self.syncs).snap += 1,
+                    ZabMessage::Ping { data, .. } if self.leading() && !data.is_empty() => {
+                        let data = data.clone();
+                        self.replica.pinged(from, &data);
+                    }
+                    _ => {}
+                }
+                if let ZabMessage::Other(p) = msg {
+                    self.with_replica(|r, ctx| r.packet(from, p, ctx));
+                    return true;
+                }
+                if let (ZabMessage::Snap { zxid }, Some(s)) = (&msg, snapshot) {
+                    self.staged_snapshot = Some((*zxid, s));
+                }
+                let actions = self.node.step(Input::Message {
+                    from,
+                    msg: Message::Zab(msg),
+                });
+                self.execute(actions);
+            }
+            Event::Accepted { conn, from, msg } => {
+                self.accepted(conn, from, msg);
+            }
+            Event::Reader { conn, peer, reader } => match self.quorum.get_mut(&peer) {
+                Some(c) if c.id == conn => c.reader = Some(reader),
+                _ => reader.abort(),
+            },
+            Event::QuorumClosed { conn, peer } => {
+                self.parked.retain(|p| p.conn.id != conn);
+                if self.quorum.get(&peer).map(|c| c.id) == Some(conn) {
+                    self.quorum.remove(&peer);
+                    let actions = self.node.step(Input::Disconnected(peer));
+                    self.execute(actions);
+                }
+            }
+            Event::Propose(txn, reply) => {
+                let (zxid, actions) = self.node.propose(txn);
+                self.execute(actions);
+                let _ = reply.send(zxid);
+            }
+            Event::Pause(resume) => {
+                // Sockets stay open and the kernel keeps buffering, as
+                // for a stopped process; time jumps on resume.
+                let _ = resume.await;
+            }
+            Event::Failed(why) => {
+                tracing::error!(server = self.me, "{why}; stopping");
+                return false;
+            }
+        }
+        true
     }
 
     fn leading(&self) -> bool {
@@ -586,6 +867,7 @@ impl Shell {
     fn status_changed(&mut self, s: Status) {
         tracing::info!(server = self.me, status = ?s, "role changed");
         self.status.send_replace(s);
+        self.with_replica(|r, ctx| r.status(s, ctx));
         match s {
             Status::LeaderElect { .. } | Status::Leading { .. } => {
                 for p in std::mem::take(&mut self.parked) {
@@ -602,13 +884,8 @@ impl Shell {
             match a {
                 Action::Send { to, msg } => self.send(to, msg),
                 Action::Persist { seq, op } => self.persist(seq, op),
-                Action::Apply(e) => {
-                    let mut applied = lock(&self.applied);
-                    if applied.last().is_some_and(|l| l.zxid >= e.zxid) {
-                        tracing::error!(server = self.me, zxid = e.zxid, "apply out of order");
-                    }
-                    applied.push(e);
-                }
+                Action::Apply(e) => self.with_replica(|r, ctx| r.apply(e, ctx)),
+                Action::FastForward(e) => self.with_replica(|r, ctx| r.fast_forward(e, ctx)),
                 Action::Disconnect(peer) => {
                     self.quorum.remove(&peer);
                 }
@@ -622,21 +899,27 @@ impl Shell {
 
     fn persist(&mut self, seq: u64, op: PersistOp) {
         let mut snapshot = None;
-        match &op {
-            PersistOp::Truncate(z) => lock(&self.applied).retain(|e| e.zxid <= *z),
+        let result = match &op {
+            PersistOp::Truncate(z) => {
+                let z = *z;
+                self.with_replica(|r, ctx| r.truncate(z, ctx))
+            }
             PersistOp::InstallSnapshot(z) => match self.staged_snapshot.take() {
-                Some((sz, entries)) if sz == *z => {
-                    *lock(&self.applied) = entries.clone();
-                    snapshot = Some(entries);
+                Some((sz, bytes)) if sz == *z => {
+                    let z = *z;
+                    let r = self.with_replica(|r, ctx| r.install_snapshot(z, &bytes, ctx));
+                    snapshot = Some(bytes);
+                    r
                 }
-                _ => {
-                    let _ = self.events.send(Event::Failed(format!(
-                        "asked to install snapshot {z:#x} that was never received"
-                    )));
-                    return;
-                }
+                _ => Err(format!(
+                    "asked to install snapshot {z:#x} that was never received"
+                )),
             },
-            _ => {}
+            _ => Ok(()),
+        };
+        if let Err(why) = result {
+            let _ = self.events.send(Event::Failed(why));
+            return;
         }
         let _ = self.disk.send((seq, op, snapshot));
     }
@@ -649,20 +932,19 @@ impl Shell {
                     p.send(&n);
                 }
             }
-            Message::Zab(z) => {
+            Message::Zab(mut z) => {
+                if let ZabMessage::Ping { data, .. } = &mut z
+                    && !self.leading()
+                {
+                    // A learner's answer to the leader's PING carries the
+                    // replica's news (ZooKeeper: the sessions it touched).
+                    *data = self.replica.ping_data();
+                }
                 let mut bytes = z.encode();
                 if let ZabMessage::Snap { zxid } = &z {
-                    // The tree is exactly at the SNAP zxid: every earlier
+                    // The state is exactly at the SNAP zxid: every earlier
                     // Apply has been executed.
-                    let applied = lock(&self.applied);
-                    let at = applied.last().map(|e| e.zxid).unwrap_or(0);
-                    if at != *zxid {
-                        tracing::error!(
-                            server = self.me,
-                            "SNAP {zxid:#x} with the state at {at:#x}"
-                        );
-                    }
-                    bytes.write_buffer(&encode_snapshot(&applied));
+                    bytes.write_buffer(&self.replica.snapshot(*zxid));
                     bytes.write_string(quorum_port::SNAPSHOT_SIGNATURE);
                 }
                 let starts_learning = matches!(
@@ -705,6 +987,16 @@ impl Shell {
                 // the cores time out.
             }
         }
+    }
+}
+
+/// A packet of a type the cores do not interpret, for replicas.
+pub fn packet(t: PacketType, zxid: Zxid, data: Bytes, authinfo: Vec<crate::proto::Id>) -> QuorumPacket {
+    QuorumPacket {
+        packet_type: t as i32,
+        zxid,
+        data,
+        authinfo,
     }
 }
 

@@ -96,6 +96,9 @@ pub enum Action {
         op: PersistOp,
     },
     Apply(Entry),
+    /// A logged txn applied when the server leaves a role (ZooKeeper's
+    /// fast-forward): it may not be committed, and a TRUNC may take it back.
+    FastForward(Entry),
     Disconnect(ServerId),
     Status(Status),
     /// A role ended abnormally: the peer broke the protocol.
@@ -146,6 +149,20 @@ impl Node {
 
     pub fn history(&self) -> &History {
         &self.hist
+    }
+
+    /// Learner counts while leading: (learners connected, followers synced,
+    /// observers synced); None when not leading.
+    pub fn leader_counts(&self) -> Option<(usize, usize, usize)> {
+        match &self.role {
+            Role::Leading(l) => Some(l.learner_counts()),
+            _ => None,
+        }
+    }
+
+    /// The highest zxid logged (a leader's last proposal).
+    pub fn last_logged(&self) -> Zxid {
+        self.hist.last_logged()
     }
 
     /// True when this server may serve client reads and writes.
@@ -216,8 +233,16 @@ impl Node {
             Role::Learning(l) => zab_out.push(zab::Action::Disconnect(l.leader())),
             Role::Looking => {}
         }
-        self.hist.fast_forward(&mut zab_out);
         self.push_zab(zab_out, out);
+        let first_ff = out.len();
+        let mut ff = Vec::new();
+        self.hist.fast_forward(&mut ff);
+        self.push_zab(ff, out);
+        for a in &mut out[first_ff..] {
+            if let Action::Apply(e) = a {
+                *a = Action::FastForward(e.clone());
+            }
+        }
         self.set_status(Status::Looking, out);
         let eo = self
             .election

@@ -359,7 +359,7 @@ impl Sim {
                         );
                     }
                 }
-                Action::Apply(e) => {
+                Action::Apply(e) | Action::FastForward(e) => {
                     let sn = self.nodes.get_mut(&id).expect("node exists");
                     if sn
                         .node

@@ -867,6 +867,17 @@ impl Leader {
         Ok(())
     }
 
+    /// (learners connected, followers synced, observers synced).
+    pub fn learner_counts(&self) -> (usize, usize, usize) {
+        let synced = |obs: bool| {
+            self.handles
+                .values()
+                .filter(|h| h.observer == obs && h.stage == HandleStage::Synced)
+                .count()
+        };
+        (self.handles.len(), synced(false), synced(true))
+    }
+
     pub fn learners(&self) -> impl Iterator<Item = ServerId> + '_ {
         self.handles.keys().copied()
     }

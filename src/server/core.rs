@@ -63,7 +63,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn new() -> Stats {
+    pub(super) fn new() -> Stats {
         Stats {
             latency_count: AtomicU64::new(0),
             latency_total_ms: AtomicU64::new(0),
@@ -95,20 +95,30 @@ impl Stats {
     }
 }
 
-struct Core {
-    p: Processor,
-    cfg: Config,
-    writers: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
-    log: TxnLog,
-    dir: Arc<DataDir>,
-    start: Instant,
-    snapshot_busy: Arc<AtomicBool>,
-    stats: Arc<Stats>,
-    server_id: u64,
-    durable: watch::Receiver<i64>,
+/// The txn log writer, shared with the replicated server's storage (which
+/// replaces it after a truncation).
+pub(super) type SharedLog = Arc<Mutex<TxnLog>>;
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn clock(start: Instant) -> Clock {
+pub(super) struct Core {
+    pub(super) p: Processor,
+    pub(super) cfg: Config,
+    pub(super) writers: HashMap<ConnId, mpsc::UnboundedSender<Out>>,
+    pub(super) log: SharedLog,
+    pub(super) dir: Arc<DataDir>,
+    pub(super) start: Instant,
+    pub(super) snapshot_busy: Arc<AtomicBool>,
+    pub(super) stats: Arc<Stats>,
+    pub(super) server_id: u64,
+    pub(super) durable: watch::Receiver<i64>,
+    /// Replicated mode's state (None for a standalone server).
+    pub(super) repl: Option<super::ensemble::Repl>,
+}
+
+pub(super) fn clock(start: Instant) -> Clock {
     Clock {
         wall_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -119,7 +129,9 @@ fn clock(start: Instant) -> Clock {
 }
 
 impl Core {
-    fn handle(&mut self, msg: CoreMsg) {
+    /// One message from a connection or an inspector; the processor's
+    /// effects are returned for the caller to carry out.
+    pub(super) fn handle(&mut self, msg: CoreMsg) -> Vec<Effect> {
         let now = clock(self.start);
         self.p.set_durable(*self.durable.borrow());
         let effects = match msg {
@@ -170,21 +182,28 @@ impl Core {
                 Vec::new()
             }
             CoreMsg::Inspect(f) => {
+                let log = lock(&self.log).stats();
                 f(View {
                     info: self.shell_info(),
                     p: &mut self.p,
                     cfg: &self.cfg,
-                    log: self.log.stats(),
+                    log,
                     server_id: self.server_id,
                     stats: &self.stats,
                 });
                 Vec::new()
             }
         };
-        self.apply(effects);
+        effects
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
+    /// Carries out effects: frames to connections, log appends, snapshots;
+    /// in replicated mode, submissions go to the leader through `ctx`.
+    pub(super) fn apply(
+        &mut self,
+        effects: Vec<Effect>,
+        mut ctx: Option<&mut crate::quorum::net::Ctx>,
+    ) {
         for e in effects {
             match e {
                 Effect::Send { conn, tag, frame } => {
@@ -197,15 +216,19 @@ impl Core {
                         let _ = w.send(Out::Close { tag });
                     }
                 }
-                Effect::Log { header, txn } => self.log.append(LogEntry { header, txn }),
+                Effect::Log { header, txn } => lock(&self.log).append(LogEntry { header, txn }),
                 Effect::Snapshot => self.snapshot(),
+                Effect::Submit(sub) => match ctx.as_deref_mut() {
+                    Some(ctx) => self.submit(sub, ctx),
+                    None => tracing::error!("a submission outside replicated mode"),
+                },
             }
         }
     }
 
     /// A snapshot of the tree as it is now. Building it is the only pause
     /// writes see; encoding and fsync run on a blocking thread.
-    fn snapshot(&mut self) {
+    pub(super) fn snapshot(&mut self) {
         if self.snapshot_busy.swap(true, Ordering::SeqCst) {
             tracing::warn!("too busy to snapshot, skipping");
             return;
@@ -215,7 +238,7 @@ impl Core {
         // goes on taking writes while the copy is walked and written.
         let frozen = self.p.tree.freeze();
         let sessions = self.p.session_list();
-        self.log.roll();
+        lock(&self.log).roll();
         let dir = self.dir.clone();
         let busy = self.snapshot_busy.clone();
         let stats = self.stats.clone();
@@ -247,7 +270,7 @@ impl Core {
             .filter(|(session, _)| *session != 0)
     }
 
-    fn shell_info(&self) -> ShellInfo {
+    pub(super) fn shell_info(&self) -> ShellInfo {
         let s = &self.stats;
         let count = s.latency_count.load(Ordering::Relaxed);
         let (data, logs) = self.dir.sizes();
@@ -264,21 +287,28 @@ impl Core {
             data_dir_size: data,
             log_dir_size: logs,
             config: self.cfg.describe(),
-            mode: "standalone".into(),
+            mode: self
+                .repl
+                .as_ref()
+                .map_or_else(|| "standalone".into(), |r| r.mode().into()),
             uptime_ms: self.start.elapsed().as_millis() as u64,
             open_fds: std::fs::read_dir("/proc/self/fd")
                 .map(|d| d.count() as u64)
                 .unwrap_or(0),
             max_fds: max_fds(),
             fsync_threshold_exceeded: 0,
-            extra_mntr: Vec::new(),
+            extra_mntr: self
+                .repl
+                .as_ref()
+                .map(|r| r.extra_mntr(self.start))
+                .unwrap_or_default(),
             environment: environment(),
         }
     }
 }
 
 /// What `envi` reports of the process's surroundings.
-fn environment() -> Vec<(String, String)> {
+pub(super) fn environment() -> Vec<(String, String)> {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -337,6 +367,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         )?;
     }
     let (log, durable) = TxnLog::start(&dir, tree.last_zxid, cfg.force_sync)?;
+    let log = Arc::new(Mutex::new(log));
     let settings = Settings::from_config(&cfg, id.min(255) as u8);
     let processor = Processor::new(settings, tree, &sessions, clock(start));
 
@@ -367,6 +398,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         stats: stats.clone(),
         server_id: id,
         durable: durable.clone(),
+        repl: None,
     };
     observe.attach(core_tx.clone(), stats.clone());
 
@@ -415,10 +447,12 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             tokio::select! {
                 msg = core_rx.recv() => match msg {
                     Some(m) => {
-                        core.handle(m);
+                        let effects = core.handle(m);
+                        core.apply(effects, None);
                         // Drain what else is queued before ticking again.
                         while let Ok(m) = core_rx.try_recv() {
-                            core.handle(m);
+                            let effects = core.handle(m);
+                            core.apply(effects, None);
                         }
                     }
                     None => break,
@@ -426,8 +460,9 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
                 _ = tick.tick() => {
                     core.p.set_durable(*core.durable.borrow());
                     let effects = core.p.tick(clock(core.start));
-                    core.apply(effects);
-                    core.stats.recorder.log_progress(core.log.stats());
+                    core.apply(effects, None);
+                    let log = lock(&core.log).stats();
+                    core.stats.recorder.log_progress(log);
                 }
             }
         }
@@ -448,7 +483,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("install SIGTERM handler");
     tokio::select! {
@@ -457,7 +492,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn accept_loop(
+pub(super) async fn accept_loop(
     listener: TcpListener,
     core: mpsc::UnboundedSender<CoreMsg>,
     durable: watch::Receiver<i64>,

@@ -9,6 +9,7 @@
 mod admin;
 mod conn;
 mod core;
+mod ensemble;
 pub mod metrics;
 mod recovery;
 
@@ -104,19 +105,15 @@ fn server_id(cfg: &Config, args: &ServerArgs) -> anyhow::Result<u64> {
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     init_logging(args.log_json);
     let cfg = load_config(&args)?;
-    if cfg.is_replicated() {
-        // Serving each member standalone would split the ensemble's data; refuse instead.
-        anyhow::bail!(
-            "this configuration names {} servers (replicated mode), which rzk does not run yet; \
-             use a single server without server.N lines",
-            cfg.servers.len()
-        );
-    }
     let id = server_id(&cfg, &args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rzk")
         .build()?;
-    runtime.block_on(core::serve(cfg, id))?;
+    if cfg.is_replicated() {
+        runtime.block_on(ensemble::serve(cfg, id))?;
+    } else {
+        runtime.block_on(core::serve(cfg, id))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use super::format::{
 };
 use super::{LogEntry, Recovered, Snapshot, StorageError};
 use std::fs::{self, File, OpenOptions};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// ZooKeeper's data layout version directory.
@@ -53,6 +53,13 @@ fn list(dir: &Path, prefix: &str) -> Result<Vec<(i64, PathBuf)>, StorageError> {
     }
     out.sort();
     Ok(out)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut f = File::create(path).map_err(io_err(format!("create {}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(format!("write {}", path.display())))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, StorageError> {
@@ -321,6 +328,96 @@ impl DataDir {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Writes `snapshot.<zxid>` from bytes already in the file format (a
+    /// snapshot received from a leader), atomically as `write_snapshot`.
+    pub fn write_snapshot_bytes(&self, zxid: i64, bytes: &[u8]) -> Result<(), StorageError> {
+        let tmp = self.snap_dir.join(temp_snapshot_file_name(zxid));
+        let dest = self.snap_dir.join(snapshot_file_name(zxid));
+        let result = (|| {
+            write_synced(&tmp, bytes)?;
+            fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
+            sync_dir(&self.snap_dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Drops every logged txn after `zxid` (ZooKeeper's truncateLog): later
+    /// log files are deleted, the one holding `zxid` is cut after it, and
+    /// snapshots past it go too.
+    pub fn truncate_after(&self, zxid: i64) -> Result<(), StorageError> {
+        for (start, path) in list(&self.log_dir, LOG_PREFIX)?.into_iter().rev() {
+            if start > zxid {
+                tracing::info!(file = %path.display(), "truncation removes log file");
+                fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
+                continue;
+            }
+            let bytes = read(&path)?;
+            let scan = format::scan_log(&bytes).map_err(|error| StorageError::Format {
+                file: path.clone(),
+                error,
+            })?;
+            let keep = scan
+                .entries
+                .iter()
+                .zip(&scan.ends)
+                .take_while(|(e, _)| e.header.zxid <= zxid)
+                .last()
+                .map_or(format::FILE_HEADER_LEN, |(_, end)| *end);
+            if keep < scan.valid_len {
+                tracing::info!(file = %path.display(), zxid = format_args!("{zxid:#x}"), "truncating log file");
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(format!("open {}", path.display())))?;
+                f.set_len(keep as u64)
+                    .and_then(|()| f.sync_all())
+                    .map_err(io_err(format!("truncate {}", path.display())))?;
+            }
+            break;
+        }
+        for (z, path) in list(&self.snap_dir, SNAP_PREFIX)? {
+            if z > zxid {
+                fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
+            }
+        }
+        sync_dir(&self.log_dir)?;
+        sync_dir(&self.snap_dir)
+    }
+
+    /// Deletes every log file (after installing a leader's snapshot, which
+    /// supersedes them).
+    pub fn remove_logs(&self) -> Result<(), StorageError> {
+        for (_, path) in list(&self.log_dir, LOG_PREFIX)? {
+            fs::remove_file(&path).map_err(io_err(format!("remove {}", path.display())))?;
+        }
+        sync_dir(&self.log_dir)
+    }
+
+    /// Reads an epoch file (`currentEpoch`, `acceptedEpoch`) of the
+    /// snapshot directory; None when it does not exist.
+    pub fn read_epoch(&self, name: &str) -> Result<Option<i64>, StorageError> {
+        let path = self.snap_dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(t) => crate::quorum::zab::parse_epoch_file(&t)
+                .map(Some)
+                .map_err(|e| StorageError::Corrupt(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(format!("read {}", path.display()), e)),
+        }
+    }
+
+    /// Writes an epoch file atomically (temp file, fsync, rename).
+    pub fn write_epoch(&self, name: &str, epoch: i64) -> Result<(), StorageError> {
+        let tmp = self.snap_dir.join(format!("{name}.tmp"));
+        write_synced(&tmp, crate::quorum::zab::format_epoch_file(epoch).as_bytes())?;
+        let dest = self.snap_dir.join(name);
+        fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
+        sync_dir(&self.snap_dir)
     }
 
     /// Keeps the newest `retain` snapshots (at least 3) and the log files

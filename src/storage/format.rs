@@ -143,9 +143,13 @@ pub fn encode_payload(entry: &LogEntry) -> Vec<u8> {
 
 /// Appends one complete log record (checksum, length, payload, `'B'`).
 pub fn encode_record(entry: &LogEntry, out: &mut Vec<u8>) {
-    let payload = encode_payload(entry);
-    out.write_i64(adler2::adler32_slice(&payload) as i64);
-    out.write_buffer(&payload);
+    encode_raw_record(&encode_payload(entry), out);
+}
+
+/// The same for a payload already encoded (a replicated txn as proposed).
+pub fn encode_raw_record(payload: &[u8], out: &mut Vec<u8>) {
+    out.write_i64(adler2::adler32_slice(payload) as i64);
+    out.write_buffer(payload);
     out.push(END_OF_RECORD);
 }
 
@@ -233,6 +237,8 @@ pub enum Tail {
 pub struct LogScan {
     pub header: FileHeader,
     pub entries: Vec<LogEntry>,
+    /// Offset just past each entry's record.
+    pub ends: Vec<usize>,
     /// Offset just past the last complete record (or the header).
     pub valid_len: usize,
     pub tail: Tail,
@@ -245,6 +251,7 @@ pub fn scan_log(bytes: &[u8]) -> Result<LogScan, FormatError> {
     let header = decode_file_header(bytes, LOG_MAGIC)?;
     let mut pos = FILE_HEADER_LEN;
     let mut entries = Vec::new();
+    let mut ends = Vec::new();
     let torn = |offset: usize, reason: &str| Tail::Torn {
         offset,
         reason: reason.to_string(),
@@ -285,10 +292,12 @@ pub fn scan_log(bytes: &[u8]) -> Result<LogScan, FormatError> {
         })?;
         entries.push(entry);
         pos += 12 + len + 1;
+        ends.push(pos);
     };
     Ok(LogScan {
         header,
         entries,
+        ends,
         valid_len: pos,
         tail,
     })

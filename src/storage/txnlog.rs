@@ -67,6 +67,8 @@ pub struct LogStats {
 
 enum Command {
     Append(LogEntry),
+    /// A txn already encoded (header + body), with its zxid.
+    AppendRaw(i64, bytes::Bytes),
     Roll,
 }
 
@@ -141,6 +143,14 @@ impl TxnLog {
         if let Some(tx) = &self.tx {
             // A send error means the writer failed; `failure` says why.
             let _ = tx.send(Command::Append(entry));
+        }
+    }
+
+    /// Queues an entry already encoded as a log payload (TxnHeader + txn
+    /// body, as replicated txns travel); never blocks; zxid order.
+    pub fn append_payload(&self, zxid: i64, payload: bytes::Bytes) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Command::AppendRaw(zxid, payload));
         }
     }
 
@@ -265,8 +275,12 @@ impl Writer {
                         self.to_sync.push(cur);
                     }
                 }
-                Command::Append(entry) => {
-                    let zxid = entry.header.zxid;
+                Command::Append(_) | Command::AppendRaw(..) => {
+                    let zxid = match &cmd {
+                        Command::Append(entry) => entry.header.zxid,
+                        Command::AppendRaw(zxid, _) => *zxid,
+                        Command::Roll => unreachable!("matched above"),
+                    };
                     if zxid <= self.last_zxid {
                         tracing::warn!(
                             zxid = format_args!("{zxid:#x}"),
@@ -278,7 +292,13 @@ impl Writer {
                     if self.current.is_none() {
                         self.current = Some(self.create(zxid)?);
                     }
-                    format::encode_record(&entry, &mut self.buf);
+                    match &cmd {
+                        Command::Append(entry) => format::encode_record(entry, &mut self.buf),
+                        Command::AppendRaw(_, payload) => {
+                            format::encode_raw_record(payload, &mut self.buf)
+                        }
+                        Command::Roll => {}
+                    }
                     newest = Some(zxid);
                     count += 1;
                 }

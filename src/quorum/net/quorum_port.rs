@@ -6,11 +6,11 @@
 //! quorum port and its first packet (FOLLOWERINFO / OBSERVERINFO) names it;
 //! the acceptor hands the connection to the node task only then.
 //!
-//! After a SNAP packet the leader streams its snapshot; in this slice the
-//! snapshot is the applied txns (see [`super::encode_snapshot`]) as one jute
-//! buffer followed by the string `BenWasHere`, ZooKeeper's end-of-snapshot
-//! signature. The real serialized `DataTree` replaces the buffer when the
-//! shell is wired into the server.
+//! After a SNAP packet the leader streams its snapshot (the replica's
+//! serialized state, see [`super::Replica::snapshot`]) as one jute buffer
+//! followed by the string `BenWasHere`, ZooKeeper's end-of-snapshot
+//! signature. (ZooKeeper streams the serialized tree without a length
+//! prefix; a mixed ensemble will need that form.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::{Event, Tasks, decode_snapshot};
+use super::{Event, Tasks};
 use crate::jute::Record;
 use crate::quorum::ServerId;
 use crate::quorum::wire::{QuorumPacket, ZabMessage};
@@ -87,9 +87,7 @@ pub(super) async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Res
 }
 
 /// Reads the snapshot that follows a SNAP packet.
-async fn read_snapshot<R: AsyncRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Vec<crate::quorum::node::Entry>> {
+async fn read_snapshot<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Bytes> {
     let mut raw = Vec::new();
     read_buffer(r, &mut raw).await?;
     let mut sig = Vec::new();
@@ -97,7 +95,8 @@ async fn read_snapshot<R: AsyncRead + Unpin>(
     if sig.get(4..) != Some(SNAPSHOT_SIGNATURE.as_bytes()) {
         return Err(invalid("missing snapshot signature".into()));
     }
-    decode_snapshot(raw.get(4..).unwrap_or_default()).map_err(invalid)
+    raw.drain(..4.min(raw.len()));
+    Ok(Bytes::from(raw))
 }
 
 fn invalid(msg: String) -> std::io::Error {

@@ -1,0 +1,696 @@
+//! `rzk server` as a member of an ensemble: the core of [`super::core`]
+//! becomes the [`Replica`] of a [`QuorumServer`], which runs the election
+//! and ZAB on the peer ports and calls it on its one node task.
+//!
+//! How the pieces meet (see `processor::replica` for the client side):
+//! * Every server's processor serves clients from committed txns only.
+//!   Writes, syncs, closeSession and the createSession of a new connection
+//!   are submitted: on the leader to its preparing processor, whose txns are
+//!   proposed; on a follower or observer in a REQUEST packet to the leader.
+//! * Committed txns arrive as `apply` (ZAB's COMMIT/INFORM), are applied
+//!   to the tree, and answered by the server the client is connected to.
+//! * Txns applied on leaving a role (fast-forward), and at start-up every
+//!   logged txn after the snapshot, are *held*: they may not be committed.
+//!   A TRUNC drops those above it; they are applied on the first commit, on
+//!   becoming leader, or once synced with a leader. So the tree only ever
+//!   holds committed txns, which is what snapshots (on disk and for SNAP)
+//!   are taken from.
+//! * Sessions: the leader's preparing processor tracks expiry; followers
+//!   report the sessions their clients touched in their PING answers.
+//! * `sync`: the leader answers once everything proposed before it is
+//!   committed (a SYNC packet to a learner, after the COMMITs before it).
+//! * A server that is not leading or synced serves no clients: they are
+//!   disconnected and find another server.
+//!
+//! Storage ([`DiskStorage`]): proposals go to the same txn log writer
+//! (group commit) as standalone; `acceptedEpoch`/`currentEpoch` files as
+//! ZooKeeper writes them; TRUNC cuts the log files; a snapshot received
+//! with SNAP is written as a snapshot file and replaces the logs.
+//!
+//! May touch: sockets (through `quorum::net`), files (through `storage`).
+
+use super::conn::Out;
+use super::core::{Core, CoreMsg, SharedLog, clock, lock};
+use super::recovery;
+use crate::config::{Config, Role};
+use crate::processor::{Clock, Effect, Processor, Settings, Submission};
+use crate::quorum::net::{self, Ctx, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage};
+use crate::quorum::node::{Entry, NodeConfig, Status};
+use crate::quorum::wire::{PacketType, QuorumPacket};
+use crate::quorum::zab::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, PersistOp, PersistentState};
+use crate::quorum::{Membership, ServerId, Zxid, make_zxid};
+use crate::storage::{DataDir, LogEntry, Recovered, TxnLog, format};
+use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// Committed txns kept in memory for DIFF; a learner further behind gets a
+/// SNAP (ZooKeeper keeps 500 and can also read its log files).
+const LOG_WINDOW: usize = 5000;
+
+/// Who asked the leader for a sync.
+#[derive(Debug, Clone, Copy)]
+enum SyncFrom {
+    /// A session connected to the leader itself.
+    Local(i64),
+    Learner(ServerId),
+}
+
+/// Replicated mode's part of the core.
+pub(crate) struct Repl {
+    info: NodeInfo,
+    settings: Settings,
+    /// The leader's preparing processor (see `processor::replica`).
+    preparer: Option<Processor>,
+    /// Logged txns not known to be committed yet, in zxid order.
+    held: Vec<Entry>,
+    /// A learner's syncs sent to the leader, oldest first (by session).
+    syncs_out: VecDeque<i64>,
+    /// The leader's syncs waiting for everything proposed before them.
+    syncs_in: VecDeque<(Zxid, SyncFrom)>,
+    leading_since: Option<Instant>,
+    voters: usize,
+}
+
+impl Repl {
+    pub(crate) fn mode(&self) -> &'static str {
+        match self.info.status {
+            Status::Leading { .. } => "leader",
+            Status::Serving { observer: true, .. } => "observer",
+            Status::Serving { .. } => "follower",
+            // Not serving; ZooKeeper reports LOOKING meanwhile.
+            _ => "looking",
+        }
+    }
+
+    /// The quorum's figures for `mntr` (and so `/metrics` and the admin API).
+    pub(crate) fn extra_mntr(&self, _start: Instant) -> Vec<(String, String)> {
+        let mut v = vec![("quorum_size".to_string(), self.voters.to_string())];
+        match self.info.status {
+            Status::Leading { .. } => {
+                let (learners, followers, observers) = self.info.leader_counts.unwrap_or_default();
+                v.push(("leader_id".into(), self.info.me.to_string()));
+                v.push(("learners".into(), learners.to_string()));
+                v.push(("synced_followers".into(), followers.to_string()));
+                v.push(("synced_non_voting_followers".into(), "0".into()));
+                v.push(("synced_observers".into(), observers.to_string()));
+                v.push(("pending_syncs".into(), self.syncs_in.len().to_string()));
+                let up = self.leading_since.map_or(0, |t| t.elapsed().as_millis() as u64);
+                v.push(("leader_uptime".into(), up.to_string()));
+            }
+            Status::Serving { leader, .. } | Status::Syncing { leader } => {
+                v.push(("leader_id".into(), leader.to_string()));
+            }
+            _ => {}
+        }
+        v
+    }
+
+    fn serving(&self) -> bool {
+        matches!(self.info.status, Status::Leading { .. } | Status::Serving { .. })
+    }
+}
+
+/// Decodes a replicated txn (TxnHeader + body, as logged).
+fn decode(e: &Entry) -> Result<LogEntry, String> {
+    format::decode_payload(&e.txn)
+}
+
+impl Core {
+    fn repl(&mut self) -> &mut Repl {
+        self.repl.as_mut().expect("replicated mode")
+    }
+
+    fn now(&self) -> Clock {
+        clock(self.start)
+    }
+
+    /// Carries out a client-facing submission (see `processor::replica`).
+    pub(super) fn submit(&mut self, sub: Submission, ctx: &mut Ctx) {
+        let info = ctx.info;
+        match info.status {
+            Status::Leading { .. } => {
+                if sub.is_sync() {
+                    self.leader_sync(SyncFrom::Local(sub.session), ctx);
+                } else {
+                    self.prepare(&sub, ctx);
+                }
+            }
+            Status::Serving { leader, .. } => {
+                if sub.is_sync() {
+                    self.repl().syncs_out.push_back(sub.session);
+                }
+                let data = Bytes::from(sub.encode());
+                ctx.send(leader, net::packet(PacketType::Request, -1, data, sub.auth));
+            }
+            // Not serving: the connection is being closed.
+            _ => {}
+        }
+    }
+
+    /// The leader prepares a submission and proposes its txn.
+    fn prepare(&mut self, sub: &Submission, ctx: &mut Ctx) {
+        let now = self.now();
+        let Some(prep) = self.repl().preparer.as_mut() else {
+            return;
+        };
+        let effects = prep.forwarded(sub, now);
+        propose_logs(effects, ctx);
+    }
+
+    fn leader_sync(&mut self, from: SyncFrom, ctx: &mut Ctx) {
+        if ctx.info.committed >= ctx.info.last_logged {
+            self.answer_sync(from, ctx);
+        } else {
+            let z = ctx.info.last_logged;
+            self.repl().syncs_in.push_back((z, from));
+        }
+    }
+
+    fn answer_sync(&mut self, from: SyncFrom, ctx: &mut Ctx) {
+        match from {
+            SyncFrom::Local(session) => {
+                let effects = self.p.sync_done(session, self.now());
+                self.apply(effects, Some(ctx));
+            }
+            SyncFrom::Learner(id) => {
+                ctx.send(id, net::packet(PacketType::Sync, 0, Bytes::new(), Vec::new()))
+            }
+        }
+    }
+
+    /// Applies a committed txn to the tree.
+    fn apply_entry(&mut self, e: &Entry, ctx: &mut Ctx) {
+        if e.zxid <= self.p.last_zxid() {
+            return; // already applied (held, then committed)
+        }
+        match decode(e) {
+            Ok(LogEntry { header, txn }) => {
+                let effects = self.p.apply_committed(&header, &txn, self.now());
+                self.apply(effects, Some(ctx));
+            }
+            Err(why) => ctx.fail(format!("cannot decode committed txn {:#x}: {why}", e.zxid)),
+        }
+    }
+
+    /// Held txns are committed after all: apply them.
+    fn flush_held(&mut self, ctx: &mut Ctx) {
+        for e in std::mem::take(&mut self.repl().held) {
+            self.apply_entry(&e, ctx);
+        }
+    }
+
+    fn stop_serving(&mut self, ctx: &mut Ctx) {
+        let effects = self.p.close_all();
+        self.apply(effects, Some(ctx));
+        let r = self.repl();
+        r.preparer = None;
+        r.syncs_in.clear();
+        r.syncs_out.clear();
+        r.leading_since = None;
+    }
+
+    fn become_leader(&mut self, epoch: i64) {
+        let now = self.now();
+        let settings = self.repl().settings.clone();
+        let mut prep = Processor::new(settings, self.p.tree.clone(), &self.p.session_list(), now);
+        prep.set_zxid_floor(make_zxid(epoch, 1));
+        let r = self.repl();
+        r.preparer = Some(prep);
+        r.leading_since = Some(Instant::now());
+        tracing::info!(epoch, "leading: serving clients");
+    }
+
+    /// Replaces the state with a snapshot (a leader's, after SNAP).
+    fn install(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
+        let decoded = format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
+        let (tree, sessions) = recovery::rebuild(Recovered {
+            snapshot: Some((zxid, decoded.snapshot)),
+            entries: Vec::new(),
+            last_zxid: zxid,
+        })
+        .map_err(|e| e.to_string())?;
+        let settings = self.repl().settings.clone();
+        let mut p = Processor::new(settings, tree, &sessions, self.now());
+        p.set_replica(true);
+        self.p = p;
+        self.repl().held.clear();
+        tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot");
+        Ok(())
+    }
+}
+
+/// Proposes the txns a preparing processor logged.
+fn propose_logs(effects: Vec<Effect>, ctx: &mut Ctx) {
+    for e in effects {
+        if let Effect::Log { header, txn } = e {
+            let zxid = header.zxid;
+            let payload = format::encode_payload(&LogEntry { header, txn });
+            ctx.propose(Bytes::from(payload), zxid);
+        }
+    }
+}
+
+impl Replica for Core {
+    type Msg = CoreMsg;
+
+    fn apply(&mut self, e: Entry, ctx: &mut Ctx) {
+        self.repl().info = ctx.info;
+        self.flush_held(ctx);
+        self.apply_entry(&e, ctx);
+        // Syncs on the leader wait for what was proposed before them.
+        while let Some((z, from)) = self.repl().syncs_in.front().copied() {
+            if z > e.zxid {
+                break;
+            }
+            self.repl().syncs_in.pop_front();
+            self.answer_sync(from, ctx);
+        }
+    }
+
+    fn fast_forward(&mut self, e: Entry, _ctx: &mut Ctx) {
+        if e.zxid > self.p.last_zxid() {
+            self.repl().held.push(e);
+        }
+    }
+
+    fn snapshot(&mut self, zxid: Zxid) -> Vec<u8> {
+        if self.p.last_zxid() != zxid {
+            tracing::error!(
+                "SNAP at {zxid:#x} while the tree is at {:#x}",
+                self.p.last_zxid()
+            );
+        }
+        let snap = recovery::snapshot_of(&self.p.tree, self.p.session_list());
+        format::encode_snapshot_to_vec(&snap, zxid)
+    }
+
+    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], _ctx: &mut Ctx) -> Result<(), String> {
+        self.install(zxid, snap)
+    }
+
+    fn truncate(&mut self, zxid: Zxid, ctx: &mut Ctx) -> Result<(), String> {
+        if self.p.last_zxid() > zxid {
+            return Err(format!(
+                "asked to truncate to {zxid:#x} below the committed {:#x}",
+                self.p.last_zxid()
+            ));
+        }
+        let r = self.repl();
+        let dropped = r.held.iter().filter(|e| e.zxid > zxid).count();
+        r.held.retain(|e| e.zxid <= zxid);
+        if dropped > 0 {
+            tracing::info!(dropped, to = format_args!("{zxid:#x}"), "truncated uncommitted txns");
+        }
+        self.flush_held(ctx);
+        Ok(())
+    }
+
+    fn status(&mut self, s: Status, ctx: &mut Ctx) {
+        let was_serving = self.repl().serving();
+        self.repl().info = ctx.info;
+        if was_serving {
+            self.stop_serving(ctx);
+        }
+        match s {
+            Status::LeaderElect { .. } => self.flush_held(ctx),
+            Status::Leading { epoch } => {
+                self.flush_held(ctx);
+                self.become_leader(epoch);
+            }
+            Status::Serving { leader, observer } => {
+                self.flush_held(ctx);
+                tracing::info!(leader, observer, "synced with the leader: serving clients");
+            }
+            Status::Looking | Status::Syncing { .. } => {}
+        }
+    }
+
+    fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
+        self.repl().info = ctx.info;
+        if let CoreMsg::Connect { out, .. } = &m
+            && !self.repl().serving()
+        {
+            // Not in a quorum: the client must try another server.
+            let _ = out.send(Out::Close { tag: 0 });
+            return;
+        }
+        let effects = self.handle(m);
+        self.apply(effects, Some(ctx));
+        // A leader keeps its own clients' sessions alive at once; a learner
+        // reports them with its next PING (`ping_data`).
+        if self.repl().preparer.is_some() {
+            let touched = self.p.take_touched();
+            let now = self.now();
+            if let Some(prep) = self.repl().preparer.as_mut() {
+                prep.touch_sessions(&touched, now);
+            }
+        }
+    }
+
+    fn packet(&mut self, from: ServerId, p: QuorumPacket, ctx: &mut Ctx) {
+        self.repl().info = ctx.info;
+        match PacketType::from_i32(p.packet_type) {
+            Some(PacketType::Request) if matches!(ctx.info.status, Status::Leading { .. }) => {
+                let Some(sub) = Submission::decode(&p.data, p.authinfo) else {
+                    tracing::warn!(from, "malformed REQUEST packet");
+                    return;
+                };
+                if sub.is_sync() {
+                    self.leader_sync(SyncFrom::Learner(from), ctx);
+                } else {
+                    self.prepare(&sub, ctx);
+                }
+            }
+            Some(PacketType::Sync) => {
+                if let Some(session) = self.repl().syncs_out.pop_front() {
+                    let effects = self.p.sync_done(session, self.now());
+                    self.apply(effects, Some(ctx));
+                }
+            }
+            other => tracing::debug!(from, ?other, "ignoring quorum packet"),
+        }
+    }
+
+    fn ping_data(&mut self) -> Bytes {
+        let mut w = Vec::new();
+        for (id, timeout) in self.p.take_touched() {
+            w.extend_from_slice(&id.to_be_bytes());
+            w.extend_from_slice(&(timeout as i32).to_be_bytes());
+        }
+        Bytes::from(w)
+    }
+
+    fn pinged(&mut self, _from: ServerId, data: &[u8]) {
+        let touched: Vec<(i64, u32)> = data
+            .chunks_exact(12)
+            .map(|c| {
+                let id = i64::from_be_bytes(c[..8].try_into().expect("8 bytes"));
+                let to = i32::from_be_bytes(c[8..].try_into().expect("4 bytes"));
+                (id, to.max(0) as u32)
+            })
+            .collect();
+        let now = self.now();
+        if let Some(prep) = self.repl().preparer.as_mut() {
+            prep.touch_sessions(&touched, now);
+        }
+    }
+
+    fn tick(&mut self, ctx: &mut Ctx) {
+        self.repl().info = ctx.info;
+        let now = self.now();
+        let effects = self.p.tick(now);
+        self.apply(effects, Some(ctx));
+        if let Some(prep) = self.repl().preparer.as_mut() {
+            prep.set_durable(prep.last_zxid());
+            let effects = prep.tick(now);
+            propose_logs(effects, ctx);
+        }
+        let log = lock(&self.log).stats();
+        self.stats.recorder.log_progress(log);
+    }
+}
+
+/// The storage of a replicated server: the txn log writer and the epoch
+/// files of the data dir (see the module doc).
+pub struct DiskStorage {
+    dir: Arc<DataDir>,
+    log: SharedLog,
+    durable: watch::Receiver<i64>,
+    force_sync: bool,
+    last_appended: Zxid,
+    initial: Option<PersistentState>,
+}
+
+impl DiskStorage {
+    /// A new log writer after the files were changed under the old one.
+    fn restart_log(&mut self, at: Zxid, change: impl FnOnce(&DataDir) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.sync()?;
+        let mut guard = lock(&self.log);
+        let (new, durable) = TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
+        // Dropping the old writer closes its file before the files change.
+        drop(std::mem::replace(&mut *guard, new));
+        change(&self.dir)?;
+        self.durable = durable;
+        self.last_appended = at;
+        Ok(())
+    }
+}
+
+impl Storage for DiskStorage {
+    fn load(&mut self) -> std::io::Result<PersistentState> {
+        self.initial
+            .take()
+            .ok_or_else(|| std::io::Error::other("storage loaded twice"))
+    }
+
+    fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()> {
+        match op {
+            PersistOp::AcceptedEpoch(e) => self
+                .dir
+                .write_epoch(ACCEPTED_EPOCH_FILE, *e)
+                .map_err(std::io::Error::other),
+            PersistOp::CurrentEpoch(e) => self
+                .dir
+                .write_epoch(CURRENT_EPOCH_FILE, *e)
+                .map_err(std::io::Error::other),
+            PersistOp::Append(e) => {
+                lock(&self.log).append_payload(e.zxid, e.txn.clone());
+                self.last_appended = e.zxid;
+                Ok(())
+            }
+            PersistOp::Truncate(z) => self.restart_log(*z, |dir| {
+                dir.truncate_after(*z).map_err(std::io::Error::other)
+            }),
+            PersistOp::InstallSnapshot(z) => {
+                let bytes = snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
+                self.restart_log(*z, |dir| {
+                    dir.write_snapshot_bytes(*z, bytes)
+                        .and_then(|()| dir.remove_logs())
+                        .map_err(std::io::Error::other)
+                })
+            }
+        }
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        let target = self.last_appended;
+        let got = crate::storage::txnlog::wait_durable(&mut self.durable, target, Duration::from_secs(3600));
+        if got < target {
+            let why = lock(&self.log).failure().unwrap_or_else(|| "stopped".into());
+            return Err(std::io::Error::other(format!("the txn log writer failed: {why}")));
+        }
+        Ok(())
+    }
+}
+
+fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("cannot resolve {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host}:{port} resolves to no address"))
+}
+
+/// Where the peers listen, from the `server.N` lines. Our own ports are
+/// bound on every interface when the line names this host by a name that
+/// may not be bindable (as ZooKeeper's quorumListenOnAllIPs would).
+fn peers(cfg: &Config) -> anyhow::Result<BTreeMap<ServerId, PeerAddrs>> {
+    let mut m = BTreeMap::new();
+    for s in &cfg.servers {
+        m.insert(
+            s.id,
+            PeerAddrs {
+                quorum: resolve(&s.host, s.quorum_port)?,
+                election: resolve(&s.host, s.election_port)?,
+            },
+        );
+    }
+    Ok(m)
+}
+
+/// The client address: from this server's line if it has one, else
+/// clientPortAddress/clientPort.
+fn client_addr(cfg: &Config, id: u64) -> String {
+    let line = cfg.servers.iter().find(|s| s.id == id);
+    match line.and_then(|s| s.client_port) {
+        Some(port) => {
+            let host = line
+                .and_then(|s| s.client_addr.clone())
+                .unwrap_or_else(|| cfg.client_port_address.clone());
+            format!("{host}:{port}")
+        }
+        None => format!("{}:{}", cfg.client_port_address, cfg.client_port),
+    }
+}
+
+/// Recovers, joins the ensemble, and serves clients until SIGINT/SIGTERM
+/// (or until the replication layer stops on a fatal error).
+pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    if !cfg.servers.iter().any(|s| s.id == id) {
+        anyhow::bail!("myid is {id} but no server.{id} line names this server");
+    }
+    let observe = super::admin::start(&cfg).await?;
+    let mut dir = DataDir::open(&cfg.data_dir, &cfg.data_log_dir)?;
+    let rec = dir.recover()?;
+    let snapshot_zxid = rec.snapshot.as_ref().map_or(0, |(z, _)| *z);
+    let last_zxid = rec.last_zxid;
+    // The tree starts at the snapshot; the logged txns after it are held
+    // until the leader says they are committed.
+    let held: Vec<Entry> = rec
+        .entries
+        .iter()
+        .filter(|e| e.header.zxid > snapshot_zxid)
+        .map(|e| Entry {
+            zxid: e.header.zxid,
+            txn: Bytes::from(format::encode_payload(e)),
+        })
+        .collect();
+    let (tree, sessions) = recovery::rebuild(Recovered {
+        snapshot: rec.snapshot,
+        entries: Vec::new(),
+        last_zxid: snapshot_zxid,
+    })?;
+    let current = dir.read_epoch(CURRENT_EPOCH_FILE)?;
+    let accepted = dir.read_epoch(ACCEPTED_EPOCH_FILE)?;
+    let updating = dir.snap_dir().join("updatingEpoch").exists();
+    let (current_epoch, accepted_epoch) =
+        crate::quorum::zab::recover_epochs(current, accepted, last_zxid, updating)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.snap_dir().display()))?;
+    tracing::info!(
+        snapshot = format_args!("{snapshot_zxid:#x}"),
+        last_logged = format_args!("{last_zxid:#x}"),
+        logged_after_snapshot = held.len(),
+        current_epoch,
+        accepted_epoch,
+        "recovered; joining the ensemble"
+    );
+    let disk_state = PersistentState {
+        accepted_epoch,
+        current_epoch,
+        snapshot_zxid,
+        log: held.clone(),
+    };
+    let (log, durable) = TxnLog::start(&dir, last_zxid, cfg.force_sync)?;
+    let log: SharedLog = Arc::new(Mutex::new(log));
+    let dir = Arc::new(dir);
+    let storage = DiskStorage {
+        dir: dir.clone(),
+        log: log.clone(),
+        durable,
+        force_sync: cfg.force_sync,
+        last_appended: last_zxid,
+        initial: Some(disk_state),
+    };
+
+    let settings = Settings::from_config(&cfg, id.min(255) as u8);
+    let mut processor = Processor::new(settings.clone(), tree, &sessions, clock(start));
+    processor.set_replica(true);
+    let membership = Membership::from_specs(&cfg.servers);
+    let voters = membership.voters().len();
+    let net_cfg = NetConfig {
+        node: NodeConfig {
+            me: id,
+            membership,
+            tick_ms: cfg.tick_time as u64,
+            init_limit: cfg.init_limit as u64,
+            sync_limit: cfg.sync_limit as u64,
+            log_window: LOG_WINDOW,
+        },
+        peers: peers(&cfg)?,
+    };
+    let observer = cfg
+        .servers
+        .iter()
+        .any(|s| s.id == id && s.role == Role::Observer);
+
+    let addr = client_addr(&cfg, id);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(addr);
+
+    let stats = Arc::new(super::core::Stats::new());
+    let max_buffer = cfg.jute_max_buffer;
+    let max_per_ip = cfg.max_client_cnxns;
+    let purge_every = Duration::from_secs(cfg.purge_interval_hours as u64 * 3600);
+    let retain = cfg.snap_retain_count;
+    // The tree only holds committed txns: replies may go out at once.
+    let (_released_tx, released) = watch::channel(i64::MAX);
+    let core = Core {
+        p: processor,
+        cfg,
+        writers: HashMap::new(),
+        log,
+        dir: dir.clone(),
+        start,
+        snapshot_busy: Arc::new(AtomicBool::new(false)),
+        stats: stats.clone(),
+        server_id: id,
+        durable: watch::channel(0).1,
+        repl: Some(Repl {
+            info: NodeInfo {
+                me: id,
+                status: Status::Looking,
+                committed: last_zxid,
+                last_logged: last_zxid,
+                leader_counts: None,
+            },
+            settings,
+            preparer: None,
+            held: Vec::new(),
+            syncs_out: VecDeque::new(),
+            syncs_in: VecDeque::new(),
+            leading_since: None,
+            voters,
+        }),
+    };
+    let quorum = QuorumServer::start_replica(net_cfg, storage, core)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the quorum ports: {e}"))?;
+    tracing::info!(%addr, server_id = id, observer, mode = "replicated", "listening for clients");
+    let core_tx: mpsc::UnboundedSender<CoreMsg> = quorum.replica_sender();
+    observe.attach(core_tx.clone(), stats.clone());
+
+    if !purge_every.is_zero() {
+        let dir = dir.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(purge_every);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let d = dir.clone();
+                match tokio::task::spawn_blocking(move || d.purge(retain)).await {
+                    Ok(Ok(())) => tracing::info!(retain, "purged old snapshots and logs"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+    let accept = super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
+    let stopping = Arc::new(AtomicBool::new(false));
+    tokio::select! {
+        r = accept => r?,
+        _ = quorum.stopped() => {
+            if !stopping.load(Ordering::SeqCst) {
+                anyhow::bail!("the replication layer stopped (see the errors above)");
+            }
+        }
+        _ = super::core::shutdown_signal() => {
+            stopping.store(true, Ordering::SeqCst);
+            tracing::info!("shutting down");
+        }
+    }
+    // Stops the node task; dropping the core drops the log handle, which
+    // writes and syncs what is queued.
+    quorum.kill();
+    drop(quorum);
+    Ok(())
+}
