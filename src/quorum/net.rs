@@ -62,11 +62,59 @@ use super::{ServerId, Zxid};
 use crate::jute::{Reader, Writer};
 use quorum_port::QuorumConn;
 
+/// A peer port as configured: a host name (resolved at every connect, so
+/// a restarted pod with a new IP is found) or an address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Endpoint {
+            host: host.into(),
+            port,
+        }
+    }
+
+    /// Where to listen for this endpoint: its address if it is one, every
+    /// interface for a host name (which may not resolve yet, or to another
+    /// address later; ZooKeeper's quorumListenOnAllIPs).
+    pub fn bind_addr(&self) -> SocketAddr {
+        match self.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, self.port),
+            Err(_) => SocketAddr::from(([0, 0, 0, 0], self.port)),
+        }
+    }
+
+    pub(crate) async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        tokio::net::TcpStream::connect((host, self.port)).await
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        Endpoint::new(a.ip().to_string(), a.port())
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// Where a server listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerAddrs {
-    pub quorum: SocketAddr,
-    pub election: SocketAddr,
+    pub quorum: Endpoint,
+    pub election: Endpoint,
 }
 
 #[derive(Debug, Clone)]
@@ -426,27 +474,34 @@ impl<R: Replica> QuorumServer<R> {
         replica: R,
     ) -> std::io::Result<Self> {
         let me = cfg.node.me;
-        let addrs = *cfg.peers.get(&me).ok_or_else(|| {
+        let addrs = cfg.peers.get(&me).cloned().ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("server {me} is not among the configured peers"),
             )
         })?;
-        let election_listener = TcpListener::bind(addrs.election).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("election port {}: {e}", addrs.election))
-        })?;
-        let quorum_listener = TcpListener::bind(addrs.quorum).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("quorum port {}: {e}", addrs.quorum))
-        })?;
+        let election_listener = TcpListener::bind(addrs.election.bind_addr())
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("election port {}: {e}", addrs.election))
+            })?;
+        let quorum_listener = TcpListener::bind(addrs.quorum.bind_addr())
+            .await
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("quorum port {}: {e}", addrs.quorum))
+            })?;
         let tasks = Tasks::default();
         let (events, events_rx) = mpsc::unbounded_channel();
         let (app, app_rx) = mpsc::unbounded_channel();
         let (status_tx, status) = watch::channel(Status::Looking);
-        let election_addrs: BTreeMap<ServerId, SocketAddr> =
-            cfg.peers.iter().map(|(id, a)| (*id, a.election)).collect();
+        let election_addrs: BTreeMap<ServerId, Endpoint> = cfg
+            .peers
+            .iter()
+            .map(|(id, a)| (*id, a.election.clone()))
+            .collect();
         let election = election_port::start(
             me,
-            addrs.election,
+            addrs.election.clone(),
             election_listener,
             &election_addrs,
             events.clone(),
@@ -954,7 +1009,7 @@ impl<R: Replica> Shell<R> {
                 if starts_learning {
                     // A new attempt to follow `to`: a fresh connection.
                     self.quorum.remove(&to);
-                    let Some(addr) = self.cfg.peers.get(&to).map(|a| a.quorum) else {
+                    let Some(addr) = self.cfg.peers.get(&to).map(|a| a.quorum.clone()) else {
                         return;
                     };
                     let id = self.next_conn.fetch_add(1, Ordering::Relaxed);

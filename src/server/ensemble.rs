@@ -34,7 +34,9 @@ use super::core::{Core, CoreMsg, SharedLog, clock, lock};
 use super::recovery;
 use crate::config::{Config, Role};
 use crate::processor::{Clock, Effect, Processor, Settings, Submission};
-use crate::quorum::net::{self, Ctx, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage};
+use crate::quorum::net::{
+    self, Ctx, Endpoint, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage,
+};
 use crate::quorum::node::{Entry, NodeConfig, Status};
 use crate::quorum::wire::{PacketType, QuorumPacket};
 use crate::quorum::zab::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, PersistOp, PersistentState};
@@ -42,7 +44,6 @@ use crate::quorum::{Membership, ServerId, Zxid, make_zxid};
 use crate::storage::{DataDir, LogEntry, Recovered, TxnLog, format};
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -480,8 +481,10 @@ impl Storage for DiskStorage {
 
     fn sync(&mut self) -> std::io::Result<()> {
         let target = self.last_appended;
-        let got = crate::storage::txnlog::wait_durable(&mut self.durable, target, Duration::from_secs(3600));
-        if got < target {
+        // On the disk task's blocking thread: block until the group commit
+        // made everything appended durable (or the writer died).
+        let reached = futures::executor::block_on(self.durable.wait_for(|z| *z >= target)).is_ok();
+        if !reached {
             let why = lock(&self.log).failure().unwrap_or_else(|| "stopped".into());
             return Err(std::io::Error::other(format!("the txn log writer failed: {why}")));
         }
@@ -489,29 +492,21 @@ impl Storage for DiskStorage {
     }
 }
 
-fn resolve(host: &str, port: u16) -> anyhow::Result<SocketAddr> {
-    (host, port)
-        .to_socket_addrs()
-        .map_err(|e| anyhow::anyhow!("cannot resolve {host}:{port}: {e}"))?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("{host}:{port} resolves to no address"))
-}
-
-/// Where the peers listen, from the `server.N` lines. Our own ports are
-/// bound on every interface when the line names this host by a name that
-/// may not be bindable (as ZooKeeper's quorumListenOnAllIPs would).
-fn peers(cfg: &Config) -> anyhow::Result<BTreeMap<ServerId, PeerAddrs>> {
-    let mut m = BTreeMap::new();
-    for s in &cfg.servers {
-        m.insert(
-            s.id,
-            PeerAddrs {
-                quorum: resolve(&s.host, s.quorum_port)?,
-                election: resolve(&s.host, s.election_port)?,
-            },
-        );
-    }
-    Ok(m)
+/// Where the peers listen, from the `server.N` lines (host names are
+/// resolved at each connect).
+fn peers(cfg: &Config) -> BTreeMap<ServerId, PeerAddrs> {
+    cfg.servers
+        .iter()
+        .map(|s| {
+            (
+                s.id,
+                PeerAddrs {
+                    quorum: Endpoint::new(s.host.clone(), s.quorum_port),
+                    election: Endpoint::new(s.host.clone(), s.election_port),
+                },
+            )
+        })
+        .collect()
 }
 
 /// The client address: from this server's line if it has one, else
@@ -603,7 +598,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             sync_limit: cfg.sync_limit as u64,
             log_window: LOG_WINDOW,
         },
-        peers: peers(&cfg)?,
+        peers: peers(&cfg),
     };
     let observer = cfg
         .servers

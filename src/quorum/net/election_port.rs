@@ -20,7 +20,7 @@
 //! is the election core's business.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use super::Endpoint;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ const REPLACE_ON_KNOCK_AFTER: Duration = Duration::from_millis(1000);
 /// What the node task and the acceptor share about one remote server.
 pub(super) struct ElectionPeer {
     sid: ServerId,
-    addr: SocketAddr,
+    addr: Endpoint,
     /// The send queue, capacity one: only the latest notification.
     pending: Mutex<Option<Bytes>>,
     /// A lower sid knocked: connect even with nothing queued.
@@ -91,21 +91,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// queues keyed by sid.
 pub(super) fn start(
     me: ServerId,
-    my_addr: SocketAddr,
+    my_addr: Endpoint,
     listener: TcpListener,
-    peers: &BTreeMap<ServerId, SocketAddr>,
+    peers: &BTreeMap<ServerId, Endpoint>,
     events: mpsc::UnboundedSender<Event>,
     tasks: &Tasks,
 ) -> BTreeMap<ServerId, Arc<ElectionPeer>> {
     let mut out = BTreeMap::new();
-    for (&sid, &addr) in peers {
+    for (&sid, addr) in peers {
         if sid == me {
             continue;
         }
         let (inbound, inbound_rx) = mpsc::unbounded_channel();
         let peer = Arc::new(ElectionPeer {
             sid,
-            addr,
+            addr: addr.clone(),
             pending: Mutex::new(None),
             connect_requested: Mutex::new(false),
             wake: Notify::new(),
@@ -113,7 +113,7 @@ pub(super) fn start(
         });
         tasks.spawn(peer_task(
             me,
-            my_addr,
+            my_addr.clone(),
             peer.clone(),
             inbound_rx,
             events.clone(),
@@ -200,10 +200,10 @@ fn invalid(msg: String) -> std::io::Error {
 
 async fn connect_and_hello(
     me: ServerId,
-    my_addr: SocketAddr,
-    to: SocketAddr,
+    my_addr: &Endpoint,
+    to: &Endpoint,
 ) -> std::io::Result<TcpStream> {
-    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(to))
+    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, to.connect())
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     s.set_nodelay(true)?;
@@ -217,7 +217,7 @@ async fn connect_and_hello(
 /// it breaks or the peer connects again.
 async fn peer_task(
     me: ServerId,
-    my_addr: SocketAddr,
+    my_addr: Endpoint,
     peer: Arc<ElectionPeer>,
     mut inbound: mpsc::UnboundedReceiver<TcpStream>,
     events: mpsc::UnboundedSender<Event>,
@@ -247,7 +247,7 @@ async fn peer_task(
                     // The peer already connected back.
                     latest(s, &mut inbound)
                 } else {
-                    match connect_and_hello(me, my_addr, peer.addr).await {
+                    match connect_and_hello(me, &my_addr, &peer.addr).await {
                         Ok(s) if we_connect => s,
                         Ok(s) => {
                             // We are the lower sid: knock, close, and wait

@@ -12,7 +12,6 @@
 //! signature. (ZooKeeper streams the serialized tree without a length
 //! prefix; a mixed ensemble will need that form.)
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -231,7 +230,7 @@ pub(super) async fn accept_loop(
 /// A learner's connection to its leader: packets queue in `rx` while it
 /// connects; a failure to connect is reported as the connection's close.
 pub(super) fn connect(
-    to: SocketAddr,
+    to: super::Endpoint,
     conn: u64,
     peer: ServerId,
     rx: mpsc::UnboundedReceiver<Bytes>,
@@ -243,7 +242,7 @@ pub(super) fn connect(
     tasks.spawn(async move {
         let deadline = tokio::time::Instant::now() + connect_within;
         let stream = loop {
-            match tokio::time::timeout_at(deadline, TcpStream::connect(to)).await {
+            match tokio::time::timeout_at(deadline, to.connect()).await {
                 Ok(Ok(s)) => break Some(s),
                 Ok(Err(e)) => {
                     tracing::debug!(peer, error = %e, "connect to leader failed");
