@@ -26,6 +26,10 @@
 #   BENCH_OUT=benches/results/<UTC time>   where results and plots go
 #   BENCH_DATA_DIR=$BENCH_OUT/data         server data (deleted at the end)
 #   RZK_BIN=target/release/rzk             the rzk binary (server and bench)
+#   BENCH_RZK_STUB=apache     run Apache ZooKeeper in the rzk column too (same
+#                             ports and settings as rzk would get): proves the
+#                             script end to end before rzk can run a mode; the
+#                             report then says so. `rzk bench` is still used.
 # With the defaults a full run takes about 10 minutes.
 set -euo pipefail
 
@@ -44,6 +48,8 @@ start_timeout=${BENCH_START_TIMEOUT:-60}
 zk_heap=${BENCH_ZK_HEAP:-1000m}
 base_port=${BENCH_BASE_PORT:-31000}
 rzk_bin=${RZK_BIN:-$repo/target/release/rzk}
+rzk_stub=${BENCH_RZK_STUB:-}
+[[ -z $rzk_stub || $rzk_stub == apache ]] || { echo "BENCH_RZK_STUB must be empty or apache" >&2; exit 1; }
 out=${BENCH_OUT:-$repo/benches/results/$(date -u +%Y%m%dT%H%M%SZ)}
 data_root=${BENCH_DATA_DIR:-$out/data}
 
@@ -117,6 +123,7 @@ done
 # shellcheck disable=SC2046
 ports_free $(all_ports "$base_port") || die "no free port range found"
 log "port base $base_port, results in $out"
+[[ -z $rzk_stub ]] || log "BENCH_RZK_STUB=$rzk_stub: the rzk column runs Apache ZooKeeper (a stub run)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 client_ports() { # mode target -> client ports, one per node
@@ -149,13 +156,17 @@ write_config() { # mode target node -> path of zoo.cfg
         echo "forceSync=yes"
         echo "maxClientCnxns=0"
         echo "admin.enableServer=false"
+        # rzk serves Prometheus metrics on this port (0: any free one; three
+        # nodes on one host must not share 7000); Apache's default metrics
+        # provider ignores it.
+        echo "metricsProvider.httpPort=0"
         echo "4lw.commands.whitelist=srvr,ruok,mntr,stat"
         if [[ $mode == standalone ]]; then
             echo "clientPort=$((base_port + off))"
         else
             echo "clientPort=$((base_port + off + 10 + node))"
             for i in 1 2 3; do
-                echo "server.$i=127.0.0.1:$((base_port + off + 20 + i)):$((base_port + off + 30 + i))"
+                echo "server.$i=127.0.0.1:$((base_port + off + 20 + i)):$((base_port + off + 30 + i));127.0.0.1:$((base_port + off + 10 + i))"
             done
         fi
     } >"$cfg"
@@ -167,7 +178,9 @@ start_node() { # mode target node  (records the pid)
     local mode=$1 target=$2 node=$3 cfg logf
     cfg=$(write_config "$mode" "$target" "$node")
     logf="$out/logs/$mode-$target-n$node.log"
-    case $target in
+    local impl=$target
+    [[ $target == rzk && -n $rzk_stub ]] && impl=$rzk_stub
+    case $impl in
         apache)
             java "-Xmx$zk_heap" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
                 -Dzookeeper.admin.enableServer=false \
@@ -370,14 +383,18 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 rzk_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 java_version=$(java -version 2>&1 | head -1)
 python3 - "$out" "$duration" "$warmup" "$clients_list" "$value_size" "$zk_heap" "$base_port" \
-    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" <<'EOF' >"$out/params.json"
+    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" "$rzk_stub" "$failover_rounds" \
+    <<'EOF' >"$out/params.json"
 import json, sys
 (out, duration, warmup, clients, value_size, heap, base,
- load_before, load_after, commit, java, cpus) = sys.argv[1:]
-print(json.dumps({"duration_s": float(duration), "warmup_s": float(warmup),
-                  "clients": [int(c) for c in clients.split()], "value_size": int(value_size),
-                  "zk_heap": heap, "base_port": int(base), "cpus": int(cpus),
-                  "loadavg_before": load_before, "loadavg_after": load_after,
-                  "rzk_commit": commit, "java": java}))
+ load_before, load_after, commit, java, cpus, stub, rounds) = sys.argv[1:]
+params = {"duration_s": float(duration), "warmup_s": float(warmup),
+          "clients": [int(c) for c in clients.split()], "value_size": int(value_size),
+          "zk_heap": heap, "base_port": int(base), "cpus": int(cpus),
+          "loadavg_before": load_before, "loadavg_after": load_after,
+          "rzk_commit": commit, "java": java, "failover_rounds": int(rounds)}
+if stub:
+    params["rzk_stub"] = stub
+print(json.dumps(params))
 EOF
 python3 "$here/report.py" "$out"

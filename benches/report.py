@@ -93,6 +93,9 @@ def figures(mode, runs, meta, headline):
 
     rows.append(("peak RSS per server (largest node, VmHWM)", "MiB", "lower",
                  *(meta_value(t, "peak_rss_kib", max, 1 / 1024) for t in TARGETS)))
+    if mode == "ensemble":
+        rows.append(("peak RSS, all nodes together (sum of VmHWM)", "MiB", "lower",
+                     *(meta_value(t, "peak_rss_kib", sum, 1 / 1024) for t in TARGETS)))
     rows.append(("start-up to first served request", "ms", "lower",
                  *(meta_value(t, "startup_ms", max) for t in TARGETS)))
     if mode == "ensemble":
@@ -186,6 +189,11 @@ def main():
     modes = [m for m in ("standalone", "ensemble") if any(key[0] == m for key in list(runs) + list(meta))]
 
     sections = [f"Parameters: {json.dumps(params)}\n"]
+    if params.get("rzk_stub"):
+        # A stub run (BENCH_RZK_STUB): the "rzk" column is another server.
+        LABEL["rzk"] = f"rzk (stub: {params['rzk_stub']})"
+        sections.append(f"**Stub run**: the rzk column ran {params['rzk_stub']} (BENCH_RZK_STUB), "
+                        "not rzk; its figures and ratios only show that the script works.\n")
     for mode in modes:
         sections.append(table(mode, figures(mode, runs, meta, headline)))
     sections.append("### every run\n\n" + all_runs_table(runs))
