@@ -572,6 +572,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         snapshot_zxid,
         log: held.clone(),
     };
+    let mut held = held;
     let (log, durable) = TxnLog::start(&dir, last_zxid, cfg.force_sync)?;
     let log: SharedLog = Arc::new(Mutex::new(log));
     let dir = Arc::new(dir);
@@ -639,7 +640,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             },
             settings,
             preparer: None,
-            held: Vec::new(),
+            held: std::mem::take(&mut held),
             syncs_out: VecDeque::new(),
             syncs_in: VecDeque::new(),
             leading_since: None,
