@@ -141,7 +141,7 @@ impl Prometheus {
 }
 
 /// Whether `rzk server` runs replicated configurations yet.
-const REPLICATED: bool = false;
+const REPLICATED: bool = true;
 
 /// Three servers configured as one ensemble on loopback.
 fn ensemble() -> Vec<Server> {

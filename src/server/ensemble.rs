@@ -650,7 +650,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let quorum = QuorumServer::start_replica(net_cfg, storage, core)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the quorum ports: {e}"))?;
-    tracing::info!(%addr, server_id = id, observer, mode = "replicated", "listening for clients");
+    tracing::info!(%addr, server_id = id, observer, mode = "replicated", "serving clients");
     let core_tx: mpsc::UnboundedSender<CoreMsg> = quorum.replica_sender();
     observe.attach(core_tx.clone(), stats.clone());
 

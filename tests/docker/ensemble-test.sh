@@ -118,7 +118,7 @@ admin.serverPort=8080
 EOF
 # rzk server refuses server.N lines until replication is wired in (issue 3);
 # until then the three containers run standalone and the quorum checks skip.
-if [ "${RZK_REPLICATION:-0}" = 1 ]; then
+if [ "${RZK_REPLICATION:-1}" = 1 ]; then
   printf 'server.%s=zk-%s:2888:3888;2181\n' 1 0 2 1 3 2 >> "$cfg"
 fi
 chmod 644 "$cfg"
