@@ -398,6 +398,31 @@ impl Config {
     }
 
     /// The lines `conf` prints.
+    /// The membership as ZooKeeper shows it in `/zookeeper/config` and
+    /// dynamic config files: `server.N=host:q:e:role;clientAddr:clientPort`
+    /// lines, then `version=<hex>`.
+    pub fn membership_text(&self, version: i64) -> String {
+        let mut out = String::new();
+        for s in &self.servers {
+            let role = match s.role {
+                Role::Participant => "participant",
+                Role::Observer => "observer",
+            };
+            out.push_str(&format!(
+                "server.{}={}:{}:{}:{role}",
+                s.id, s.host, s.quorum_port, s.election_port
+            ));
+            let port = s.client_port.unwrap_or(self.client_port);
+            let addr = s
+                .client_addr
+                .clone()
+                .unwrap_or_else(|| self.client_port_address.clone());
+            out.push_str(&format!(";{addr}:{port}\n"));
+        }
+        out.push_str(&format!("version={version:x}"));
+        out
+    }
+
     pub fn describe(&self) -> Vec<(String, String)> {
         vec![
             ("clientPort".into(), self.client_port.to_string()),

@@ -236,6 +236,8 @@ impl Core {
             last_zxid: zxid,
         })
         .map_err(|e| e.to_string())?;
+        let mut tree = tree;
+        tree.set_config(Bytes::from(self.cfg.membership_text(0)));
         let settings = self.repl().settings.clone();
         let mut p = Processor::new(settings, tree, &sessions, self.now());
         p.set_replica(true);
@@ -547,11 +549,12 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             txn: Bytes::from(format::encode_payload(e)),
         })
         .collect();
-    let (tree, sessions) = recovery::rebuild(Recovered {
+    let (mut tree, sessions) = recovery::rebuild(Recovered {
         snapshot: rec.snapshot,
         entries: Vec::new(),
         last_zxid: snapshot_zxid,
     })?;
+    tree.set_config(Bytes::from(cfg.membership_text(0)));
     let current = dir.read_epoch(CURRENT_EPOCH_FILE)?;
     let accepted = dir.read_epoch(ACCEPTED_EPOCH_FILE)?;
     let updating = dir.snap_dir().join("updatingEpoch").exists();
