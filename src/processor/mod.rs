@@ -143,6 +143,9 @@ pub struct Processor {
     replica: bool,
     /// The lowest zxid the next txn may have (a new leader's epoch start).
     zxid_floor: i64,
+    /// Replicated mode, cut off from the quorum with read-only mode on:
+    /// only read-only clients, local sessions, writes refused.
+    read_only: bool,
     /// Replicated mode: sessions that saw client activity since the last
     /// [`Processor::take_touched`] (the leader owns expiry).
     touched: HashMap<i64, u32>,
@@ -185,6 +188,7 @@ impl Processor {
             read_tag: None,
             replica: false,
             zxid_floor: 0,
+            read_only: false,
             touched: HashMap::new(),
         }
     }
@@ -367,6 +371,14 @@ impl Processor {
             self.close(&mut out, conn);
             return out;
         };
+        if self.read_only && !req.read_only {
+            tracing::info!(
+                addr,
+                "refusing a read-write client: this server is read-only (cut off from the quorum)"
+            );
+            self.close(&mut out, conn);
+            return out;
+        }
         if req.last_zxid_seen > self.tree.last_zxid {
             tracing::info!(
                 addr,
@@ -437,6 +449,12 @@ impl Processor {
             let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
             c.timeout = old_timeout.unwrap_or(timeout);
             self.session_conn.insert(req.session_id, conn);
+        } else if self.read_only {
+            // A local session: nothing is replicated while cut off.
+            let id = self.sessions.next_id();
+            c.session = id;
+            self.sessions.add(id, timeout, now.mono_ms);
+            self.session_conn.insert(id, conn);
         } else if self.replica {
             // The session exists once its createSession txn commits; the
             // connect response goes out then.
@@ -472,7 +490,7 @@ impl Processor {
             time_out: c.timeout as i32,
             session_id: c.session,
             passwd: Bytes::copy_from_slice(&session::password(c.session)),
-            read_only: false,
+            read_only: self.read_only,
         };
         self.conns.insert(conn, c);
         let mut frame = Vec::new();
@@ -1427,11 +1445,14 @@ fn write_result(op: OpCode, applied: tree::Applied) -> Res<Response> {
                 .into_iter()
                 .map(|a| match (a.err, a.op) {
                     (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
-                    (ErrorCode::Ok, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
-                        MultiResult::Create2(a.path, a.stat.unwrap_or_default())
-                    }
+                    (
+                        ErrorCode::Ok,
+                        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
+                    ) => MultiResult::Create2(a.path, a.stat.unwrap_or_default()),
                     (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
-                    (ErrorCode::Ok, OpCode::SetData) => MultiResult::SetData(a.stat.unwrap_or_default()),
+                    (ErrorCode::Ok, OpCode::SetData) => {
+                        MultiResult::SetData(a.stat.unwrap_or_default())
+                    }
                     (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
                     (e, _) => MultiResult::Error(e),
                 })

@@ -82,7 +82,12 @@ impl Endpoint {
     /// interface for a host name (which may not resolve yet, or to another
     /// address later; ZooKeeper's quorumListenOnAllIPs).
     pub fn bind_addr(&self) -> SocketAddr {
-        match self.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        match self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        {
             Ok(ip) => SocketAddr::new(ip, self.port),
             Err(_) => SocketAddr::from(([0, 0, 0, 0], self.port)),
         }
@@ -1046,7 +1051,12 @@ impl<R: Replica> Shell<R> {
 }
 
 /// A packet of a type the cores do not interpret, for replicas.
-pub fn packet(t: PacketType, zxid: Zxid, data: Bytes, authinfo: Vec<crate::proto::Id>) -> QuorumPacket {
+pub fn packet(
+    t: PacketType,
+    zxid: Zxid,
+    data: Bytes,
+    authinfo: Vec<crate::proto::Id>,
+) -> QuorumPacket {
     QuorumPacket {
         packet_type: t as i32,
         zxid,

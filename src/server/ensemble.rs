@@ -76,10 +76,16 @@ pub(crate) struct Repl {
     syncs_in: VecDeque<(Zxid, SyncFrom)>,
     leading_since: Option<Instant>,
     voters: usize,
+    /// readonlymode.enabled: serve read-only clients while looking.
+    read_only_allowed: bool,
+    read_only: bool,
 }
 
 impl Repl {
     pub(crate) fn mode(&self) -> &'static str {
+        if self.read_only {
+            return "read-only";
+        }
         match self.info.status {
             Status::Leading { .. } => "leader",
             Status::Serving { observer: true, .. } => "observer",
@@ -101,7 +107,9 @@ impl Repl {
                 v.push(("synced_non_voting_followers".into(), "0".into()));
                 v.push(("synced_observers".into(), observers.to_string()));
                 v.push(("pending_syncs".into(), self.syncs_in.len().to_string()));
-                let up = self.leading_since.map_or(0, |t| t.elapsed().as_millis() as u64);
+                let up = self
+                    .leading_since
+                    .map_or(0, |t| t.elapsed().as_millis() as u64);
                 v.push(("leader_uptime".into(), up.to_string()));
             }
             Status::Serving { leader, .. } | Status::Syncing { leader } => {
@@ -113,7 +121,15 @@ impl Repl {
     }
 
     fn serving(&self) -> bool {
-        matches!(self.info.status, Status::Leading { .. } | Status::Serving { .. })
+        matches!(
+            self.info.status,
+            Status::Leading { .. } | Status::Serving { .. }
+        )
+    }
+
+    /// Accepting client connections: serving, or read-only.
+    fn accepting(&self) -> bool {
+        self.serving() || self.read_only
     }
 }
 
@@ -179,9 +195,10 @@ impl Core {
                 let effects = self.p.sync_done(session, self.now());
                 self.apply(effects, Some(ctx));
             }
-            SyncFrom::Learner(id) => {
-                ctx.send(id, net::packet(PacketType::Sync, 0, Bytes::new(), Vec::new()))
-            }
+            SyncFrom::Learner(id) => ctx.send(
+                id,
+                net::packet(PacketType::Sync, 0, Bytes::new(), Vec::new()),
+            ),
         }
     }
 
@@ -229,7 +246,8 @@ impl Core {
 
     /// Replaces the state with a snapshot (a leader's, after SNAP).
     fn install(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
-        let decoded = format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
+        let decoded =
+            format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
         let (tree, sessions) = recovery::rebuild(Recovered {
             snapshot: Some((zxid, decoded.snapshot)),
             entries: Vec::new(),
@@ -243,7 +261,10 @@ impl Core {
         p.set_replica(true);
         self.p = p;
         self.repl().held.clear();
-        tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot");
+        tracing::info!(
+            zxid = format_args!("{zxid:#x}"),
+            "installed the leader's snapshot"
+        );
         Ok(())
     }
 }
@@ -308,17 +329,29 @@ impl Replica for Core {
         let dropped = r.held.iter().filter(|e| e.zxid > zxid).count();
         r.held.retain(|e| e.zxid <= zxid);
         if dropped > 0 {
-            tracing::info!(dropped, to = format_args!("{zxid:#x}"), "truncated uncommitted txns");
+            tracing::info!(
+                dropped,
+                to = format_args!("{zxid:#x}"),
+                "truncated uncommitted txns"
+            );
         }
         self.flush_held(ctx);
         Ok(())
     }
 
     fn status(&mut self, s: Status, ctx: &mut Ctx) {
-        let was_serving = self.repl().serving();
+        let was_accepting = self.repl().accepting();
         self.repl().info = ctx.info;
-        if was_serving {
+        if was_accepting {
+            // Read-write clients find a server in the quorum; read-only
+            // ones one that still is, or come back here once it is.
             self.stop_serving(ctx);
+        }
+        let read_only = s == Status::Looking && self.repl().read_only_allowed;
+        self.repl().read_only = read_only;
+        self.p.set_read_only(read_only);
+        if read_only {
+            tracing::info!("cut off from the quorum: serving read-only clients");
         }
         match s {
             Status::LeaderElect { .. } => self.flush_held(ctx),
@@ -337,7 +370,7 @@ impl Replica for Core {
     fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
         self.repl().info = ctx.info;
         if let CoreMsg::Connect { out, .. } = &m
-            && !self.repl().serving()
+            && !self.repl().accepting()
         {
             // Not in a quorum: the client must try another server.
             let _ = out.send(Out::Close { tag: 0 });
@@ -432,10 +465,15 @@ pub struct DiskStorage {
 
 impl DiskStorage {
     /// A new log writer after the files were changed under the old one.
-    fn restart_log(&mut self, at: Zxid, change: impl FnOnce(&DataDir) -> std::io::Result<()>) -> std::io::Result<()> {
+    fn restart_log(
+        &mut self,
+        at: Zxid,
+        change: impl FnOnce(&DataDir) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         self.sync()?;
         let mut guard = lock(&self.log);
-        let (new, durable) = TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
+        let (new, durable) =
+            TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
         // Dropping the old writer closes its file before the files change.
         drop(std::mem::replace(&mut *guard, new));
         change(&self.dir)?;
@@ -471,7 +509,8 @@ impl Storage for DiskStorage {
                 dir.truncate_after(*z).map_err(std::io::Error::other)
             }),
             PersistOp::InstallSnapshot(z) => {
-                let bytes = snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
+                let bytes =
+                    snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
                 self.restart_log(*z, |dir| {
                     dir.write_snapshot_bytes(*z, bytes)
                         .and_then(|()| dir.remove_logs())
@@ -487,8 +526,12 @@ impl Storage for DiskStorage {
         // made everything appended durable (or the writer died).
         let reached = futures::executor::block_on(self.durable.wait_for(|z| *z >= target)).is_ok();
         if !reached {
-            let why = lock(&self.log).failure().unwrap_or_else(|| "stopped".into());
-            return Err(std::io::Error::other(format!("the txn log writer failed: {why}")));
+            let why = lock(&self.log)
+                .failure()
+                .unwrap_or_else(|| "stopped".into());
+            return Err(std::io::Error::other(format!(
+                "the txn log writer failed: {why}"
+            )));
         }
         Ok(())
     }
@@ -591,6 +634,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let settings = Settings::from_config(&cfg, id.min(255) as u8);
     let mut processor = Processor::new(settings.clone(), tree, &sessions, clock(start));
     processor.set_replica(true);
+    processor.set_read_only(cfg.readonly_mode_enabled);
     let membership = Membership::from_specs(&cfg.servers);
     let voters = membership.voters().len();
     let net_cfg = NetConfig {
@@ -620,6 +664,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let max_per_ip = cfg.max_client_cnxns;
     let purge_every = Duration::from_secs(cfg.purge_interval_hours as u64 * 3600);
     let retain = cfg.snap_retain_count;
+    let read_only_allowed = cfg.readonly_mode_enabled;
     // The tree only holds committed txns: replies may go out at once.
     let (_released_tx, released) = watch::channel(i64::MAX);
     let core = Core {
@@ -648,6 +693,9 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             syncs_in: VecDeque::new(),
             leading_since: None,
             voters,
+            read_only_allowed,
+            // Looking at first: read-only until in a quorum, if allowed.
+            read_only: read_only_allowed,
         }),
     };
     let quorum = QuorumServer::start_replica(net_cfg, storage, core)
@@ -673,7 +721,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             }
         });
     }
-    let accept = super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
+    let accept =
+        super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
     let stopping = Arc::new(AtomicBool::new(false));
     tokio::select! {
         r = accept => r?,

@@ -19,8 +19,8 @@
 //! [`Input`]s. Only sockets, framing and this rule live here; what to send
 //! is the election core's business.
 
-use std::collections::BTreeMap;
 use super::Endpoint;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
