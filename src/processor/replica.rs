@@ -379,7 +379,8 @@ impl Processor {
                     Txn::Error(e) => {
                         Err(ErrorCode::from_i32(e.err).unwrap_or(ErrorCode::SystemError))
                     }
-                    _ => write_result(op, applied),
+                    Txn::Reconfig(t) => write_result(op, applied, Some(t.data.clone())),
+                    _ => write_result(op, applied, None),
                 };
                 match result {
                     Ok(body) => self.reply(out, conn, hdr.cxid, ErrorCode::Ok, &body),

@@ -32,7 +32,7 @@
 use super::conn::Out;
 use super::core::{Core, CoreMsg, SharedLog, clock, lock};
 use super::recovery;
-use crate::config::{Config, Role};
+use crate::config::{self, Config, Role, ServerSpec};
 use crate::processor::{Clock, Effect, Processor, Settings, Submission};
 use crate::quorum::net::{
     self, Ctx, Endpoint, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage,
@@ -79,6 +79,9 @@ pub(crate) struct Repl {
     /// readonlymode.enabled: serve read-only clients while looking.
     read_only_allowed: bool,
     read_only: bool,
+    /// The membership in force, as `/zookeeper/config` shows it.
+    config_text: Bytes,
+    config_version: i64,
 }
 
 impl Repl {
@@ -176,6 +179,7 @@ impl Core {
         let Some(prep) = self.repl().preparer.as_mut() else {
             return;
         };
+        prep.set_synced(ctx.synced.clone());
         let effects = prep.forwarded(sub, now);
         propose_logs(effects, ctx);
     }
@@ -211,9 +215,35 @@ impl Core {
             Ok(LogEntry { header, txn }) => {
                 let effects = self.p.apply_committed(&header, &txn, self.now());
                 self.apply(effects, Some(ctx));
+                if let crate::proto::txn::Txn::Reconfig(t) = &txn {
+                    self.config_committed(t.data.clone(), ctx);
+                }
             }
             Err(why) => ctx.fail(format!("cannot decode committed txn {:#x}: {why}", e.zxid)),
         }
+    }
+
+    /// A new membership is in force: the node follows it, and it is
+    /// written as a dynamic config file (`zoo.cfg.dynamic.<version>` in the
+    /// data dir) for operators to see.
+    fn config_committed(&mut self, text: Bytes, ctx: &mut Ctx) {
+        let Some((m, peers, version)) = membership_of(&text) else {
+            tracing::error!("a committed reconfig without a usable membership");
+            return;
+        };
+        if version <= self.repl().config_version {
+            return;
+        }
+        let r = self.repl();
+        r.config_text = text.clone();
+        r.config_version = version;
+        r.voters = m.voters().len();
+        tracing::info!(version = format_args!("{version:#x}"), "new configuration committed");
+        let file = self.cfg.data_dir.join(format!("zoo.cfg.dynamic.{version:x}"));
+        if let Err(e) = std::fs::write(&file, &text[..]) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the dynamic config file");
+        }
+        ctx.reconfigure(m, peers);
     }
 
     /// Held txns are committed after all: apply them.
@@ -245,7 +275,7 @@ impl Core {
     }
 
     /// Replaces the state with a snapshot (a leader's, after SNAP).
-    fn install(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
+    fn install(&mut self, zxid: Zxid, bytes: &[u8], ctx: &mut Ctx) -> Result<(), String> {
         let decoded =
             format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
         let (tree, sessions) = recovery::rebuild(Recovered {
@@ -255,16 +285,24 @@ impl Core {
         })
         .map_err(|e| e.to_string())?;
         let mut tree = tree;
-        tree.set_config(Bytes::from(self.cfg.membership_text(0)));
+        let theirs = tree
+            .get(crate::tree::CONFIG)
+            .map(|n| n.data.clone())
+            .unwrap_or_default();
+        let newer =
+            membership_of(&theirs).is_some_and(|(_, _, v)| v > self.repl().config_version);
+        if !newer {
+            tree.set_config(self.repl().config_text.clone());
+        }
         let settings = self.repl().settings.clone();
         let mut p = Processor::new(settings, tree, &sessions, self.now());
         p.set_replica(true);
         self.p = p;
         self.repl().held.clear();
-        tracing::info!(
-            zxid = format_args!("{zxid:#x}"),
-            "installed the leader's snapshot"
-        );
+        tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot");
+        if newer {
+            self.config_committed(theirs, ctx);
+        }
         Ok(())
     }
 }
@@ -274,8 +312,15 @@ fn propose_logs(effects: Vec<Effect>, ctx: &mut Ctx) {
     for e in effects {
         if let Effect::Log { header, txn } = e {
             let zxid = header.zxid;
-            let payload = format::encode_payload(&LogEntry { header, txn });
-            ctx.propose(Bytes::from(payload), zxid);
+            let new_config = match &txn {
+                crate::proto::txn::Txn::Reconfig(t) => membership_of(&t.data),
+                _ => None,
+            };
+            let payload = Bytes::from(format::encode_payload(&LogEntry { header, txn }));
+            match new_config {
+                Some((m, peers, _)) => ctx.propose_reconfig(payload, zxid, m, peers),
+                None => ctx.propose(payload, zxid),
+            }
         }
     }
 }
@@ -314,8 +359,8 @@ impl Replica for Core {
         format::encode_snapshot_to_vec(&snap, zxid)
     }
 
-    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], _ctx: &mut Ctx) -> Result<(), String> {
-        self.install(zxid, snap)
+    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], ctx: &mut Ctx) -> Result<(), String> {
+        self.install(zxid, snap, ctx)
     }
 
     fn truncate(&mut self, zxid: Zxid, ctx: &mut Ctx) -> Result<(), String> {
@@ -537,10 +582,10 @@ impl Storage for DiskStorage {
     }
 }
 
-/// Where the peers listen, from the `server.N` lines (host names are
-/// resolved at each connect).
-fn peers(cfg: &Config) -> BTreeMap<ServerId, PeerAddrs> {
-    cfg.servers
+/// Where the peers listen, from `server.N` lines (host names are resolved
+/// at each connect).
+fn peers(specs: &[ServerSpec]) -> BTreeMap<ServerId, PeerAddrs> {
+    specs
         .iter()
         .map(|s| {
             (
@@ -552,6 +597,43 @@ fn peers(cfg: &Config) -> BTreeMap<ServerId, PeerAddrs> {
             )
         })
         .collect()
+}
+
+/// A membership text's voters/observers and their addresses.
+fn membership_of(text: &[u8]) -> Option<(Membership, BTreeMap<ServerId, PeerAddrs>, i64)> {
+    let (specs, version) = config::parse_membership(&String::from_utf8_lossy(text)).ok()?;
+    if specs.is_empty() {
+        return None;
+    }
+    Some((Membership::from_specs(&specs), peers(&specs), version))
+}
+
+/// The newest membership a server knows at start-up: its zoo.cfg's, or
+/// one a reconfig committed (kept in `/zookeeper/config` of the snapshot,
+/// or a reconfig txn logged after it).
+fn newest_membership(
+    cfg: &Config,
+    tree: &crate::tree::DataTree,
+    logged: &[LogEntry],
+) -> (Vec<ServerSpec>, i64) {
+    let mut best = (cfg.servers.clone(), 0i64);
+    let mut consider = |data: &[u8]| {
+        if let Ok((specs, version)) = config::parse_membership(&String::from_utf8_lossy(data))
+            && !specs.is_empty()
+            && version > best.1
+        {
+            best = (specs, version);
+        }
+    };
+    if let Some(n) = tree.get(crate::tree::CONFIG) {
+        consider(&n.data);
+    }
+    for e in logged {
+        if let crate::proto::txn::Txn::Reconfig(t) = &e.txn {
+            consider(&t.data);
+        }
+    }
+    best
 }
 
 /// The client address: from this server's line if it has one, else
@@ -597,7 +679,20 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         entries: Vec::new(),
         last_zxid: snapshot_zxid,
     })?;
-    tree.set_config(Bytes::from(cfg.membership_text(0)));
+    let mut cfg = cfg;
+    let (specs, config_version) = newest_membership(&cfg, &tree, &rec.entries);
+    if config_version > 0 {
+        tracing::info!(
+            version = format_args!("{config_version:#x}"),
+            "using the membership a reconfig committed"
+        );
+        cfg.servers = specs;
+    }
+    if !cfg.servers.iter().any(|s| s.id == id) {
+        anyhow::bail!("myid is {id} but the configuration has no server.{id}");
+    }
+    let config_text = Bytes::from(cfg.membership_text(config_version));
+    tree.set_config(config_text.clone());
     let current = dir.read_epoch(CURRENT_EPOCH_FILE)?;
     let accepted = dir.read_epoch(ACCEPTED_EPOCH_FILE)?;
     let updating = dir.snap_dir().join("updatingEpoch").exists();
@@ -646,7 +741,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             sync_limit: cfg.sync_limit as u64,
             log_window: LOG_WINDOW,
         },
-        peers: peers(&cfg),
+        peers: peers(&cfg.servers),
     };
     let observer = cfg
         .servers
@@ -693,6 +788,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             syncs_in: VecDeque::new(),
             leading_since: None,
             voters,
+            config_text,
+            config_version,
             read_only_allowed,
             // Looking at first: read-only until in a quorum, if allowed.
             read_only: read_only_allowed,
