@@ -272,7 +272,10 @@ enum CtxRequest {
         new_config: Option<(super::Membership, BTreeMap<ServerId, PeerAddrs>)>,
     },
     Reconfigure(super::Membership, BTreeMap<ServerId, PeerAddrs>),
-    Send { to: ServerId, packet: QuorumPacket },
+    Send {
+        to: ServerId,
+        packet: QuorumPacket,
+    },
     Fail(String),
 }
 
@@ -942,10 +945,20 @@ impl<R: Replica> Shell<R> {
                         .rsplit_once(':')
                         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
                     else {
-                        tracing::info!(server = self.me, sid, addr, "unknown server announced no usable address");
+                        tracing::info!(
+                            server = self.me,
+                            sid,
+                            addr,
+                            "unknown server announced no usable address"
+                        );
                         return true;
                     };
-                    tracing::info!(server = self.me, sid, addr, "election connection from a server not in our configuration");
+                    tracing::info!(
+                        server = self.me,
+                        sid,
+                        addr,
+                        "election connection from a server not in our configuration"
+                    );
                     self.add_election_peer(sid, Endpoint::new(host, port));
                 }
                 if let Some(p) = self.election.get(&sid) {
