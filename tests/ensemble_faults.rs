@@ -54,6 +54,9 @@ fn acked(entries: &[Entry]) -> usize {
         .count()
 }
 
+/// One node's values of some keys (None: absent).
+type View = HashMap<String, Option<Vec<u8>>>;
+
 /// Every serving node, after sync, holds the same values for `keys`; the
 /// history (with that final state) passes both checkers; the clients saw
 /// no errors but lost connections / timeouts.
@@ -75,7 +78,7 @@ fn check_history(
         stats.unknown,
         stats.expired
     );
-    let mut views: Vec<(u32, HashMap<String, Option<Vec<u8>>>)> = Vec::new();
+    let mut views: Vec<(u32, View)> = Vec::new();
     for n in &ens.nodes {
         if n.is_running() && !n.is_paused() {
             views.push((n.id, rt.block_on(read_synced(&n.addr(), keys))));
@@ -345,7 +348,9 @@ fn paused_follower_catches_up() {
     let mut ens = Ensemble::start(Spec::new(name, 3));
     let cs = ens.connect_string();
     rt.block_on(ensure_path(&cs, "/ps"));
-    let load = Load::start(&rt, LoadSpec::new(cs.clone(), "/ps", 5));
+    let mut spec = LoadSpec::new(cs.clone(), "/ps", 5);
+    spec.local_read_clients = 1;
+    let load = Load::start(&rt, spec);
     sleep_ms(1000);
     let leader = ens.leader().expect("a leader");
     let f = ens.ids().into_iter().find(|i| *i != leader).unwrap();
@@ -587,6 +592,7 @@ fn rolling_restart_under_load_loses_nothing() {
     rt.block_on(ensure_path(&cs, "/rr"));
     let mut spec = LoadSpec::new(cs.clone(), "/rr", 6);
     spec.clients = 4;
+    spec.local_read_clients = 1;
     let load = Load::start(&rt, spec);
     sleep_ms(1000);
     let leader = ens.leader().expect("a leader");

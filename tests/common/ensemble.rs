@@ -375,22 +375,28 @@ impl Ensemble {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        // Into the node's namespace between fork and exec.
+        // Between fork and exec: die with the test thread that started it
+        // (a killed test leaves no servers behind), and enter the node's
+        // namespace.
         let ns_file = n.netns.as_ref().map(|ns| {
             File::open(format!("/run/netns/{ns}"))
                 .unwrap_or_else(|e| panic!("open netns {ns}: {e}"))
         });
-        if let Some(f) = &ns_file {
-            let fd = f.as_raw_fd();
-            // SAFETY: setns is async-signal-safe; fd stays open until spawn returns.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+        let fd = ns_file.as_ref().map(|f| f.as_raw_fd());
+        // SAFETY: prctl and setns are async-signal-safe; the fd stays open
+        // until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some(fd) = fd
+                    && libc::setns(fd, libc::CLONE_NEWNET) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
         }
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(

@@ -171,6 +171,9 @@ pub struct LoadSpec {
     /// Reads as sync + getData (`Op::Get`) rather than plain getData
     /// (`Op::LocalGet`).
     pub synced_reads: bool,
+    /// The first this many clients read without sync (`Op::LocalGet`)
+    /// whatever `synced_reads` says: only session order holds for them.
+    pub local_read_clients: usize,
     /// Pause between a client's operations.
     pub pace: Duration,
     pub seed: u64,
@@ -183,6 +186,7 @@ impl LoadSpec {
             clients: 3,
             keys: (0..keys).map(|i| format!("{prefix}/k{i}")).collect(),
             synced_reads: true,
+            local_read_clients: 0,
             pace: Duration::from_millis(5),
             seed: 0x5eed,
         }
@@ -339,7 +343,7 @@ async fn client_loop(
                 };
                 (Op::Set { key, value }, o)
             } else {
-                let synced = spec.synced_reads;
+                let synced = spec.synced_reads && client as usize >= spec.local_read_clients;
                 let r = tokio::time::timeout(OP_TIMEOUT, async {
                     if synced {
                         c.sync(&key).await?;
