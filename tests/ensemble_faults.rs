@@ -578,6 +578,89 @@ fn uncommitted_proposal_of_old_leader_is_discarded() {
     ens.assert_alive();
 }
 
+/// The brief's variant without namespaces: both followers SIGSTOPped, a
+/// write sent to the leader (it logs the proposal; no answer), the leader
+/// SIGKILLed, the followers resumed. The proposal may have reached their
+/// socket buffers, so it may rightly commit; what must hold is agreement:
+/// it is on every node or on none, once the old leader is back.
+#[test]
+fn in_flight_proposal_at_leader_crash_is_all_or_nothing() {
+    let _g = serial();
+    let rt = runtime();
+    let name = "in-flight-proposal";
+    let mut ens = Ensemble::start(Spec::new(name, 3));
+    let cs = ens.connect_string();
+    rt.block_on(ensure_path(&cs, "/if"));
+    let old = ens.leader().expect("a leader");
+    let followers: Vec<u32> = ens.ids().into_iter().filter(|i| *i != old).collect();
+    let c = rt.block_on(connect_retry(&ens.addr(old), Duration::from_secs(20)));
+    for f in &followers {
+        ens.pause(*f);
+    }
+    let ghost = format!("INFLIGHT-{}-{:?}", std::process::id(), Instant::now()).into_bytes();
+    let g2 = ghost.clone();
+    let reply = rt.spawn(async move {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            c.create("/if/ghost", &g2, &open_acl()),
+        )
+        .await
+    });
+    let data = ens.node(old).data_dir();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dir_contains(&data, &ghost) {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: the leader never logged the proposal"
+        );
+        sleep_ms(50);
+    }
+    ens.kill9(old);
+    let r = rt.block_on(reply).unwrap();
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "{name}: the write was acknowledged without a quorum: {r:?}"
+    );
+    for f in &followers {
+        ens.resume(*f);
+    }
+    let new = ens.wait_serving(&followers, Duration::from_secs(30));
+    let fcs = ens.connect_string_of(&followers);
+    rt.block_on(write_until_ok(
+        &fcs,
+        "/if/after",
+        b"after",
+        Duration::from_secs(30),
+    ));
+    ens.start_node(old);
+    let l = ens.wait_ready(Duration::from_secs(60));
+    assert_eq!(l, new, "{name}: the old leader took over again");
+    let keys: Vec<String> = vec!["/if/ghost".into(), "/if/after".into()];
+    let views: Vec<(u32, View)> = ens
+        .ids()
+        .into_iter()
+        .map(|id| (id, rt.block_on(read_synced(&ens.addr(id), &keys))))
+        .collect();
+    for (id, v) in &views {
+        assert_eq!(
+            v, &views[0].1,
+            "{name}: node {id} disagrees with node {}",
+            views[0].0
+        );
+        assert_eq!(v["/if/after"].as_deref(), Some(&b"after"[..]), "node {id}");
+    }
+    eprintln!(
+        "{name}: the in-flight write was {} (target={})",
+        if views[0].1["/if/ghost"].is_some() {
+            "committed by the new leader"
+        } else {
+            "discarded"
+        },
+        ens.target.name()
+    );
+    ens.assert_alive();
+}
+
 // ---------------------------------------------------------------------------
 // 6. a rolling restart under load
 // ---------------------------------------------------------------------------
