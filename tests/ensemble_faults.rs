@@ -470,7 +470,8 @@ fn wiped_follower_rejoins_with_all_data() {
 // 5. an old leader holding an uncommitted proposal
 // ---------------------------------------------------------------------------
 
-/// Whether any file under `dir` contains `needle`.
+/// Whether any file under `dir` contains `needle`. Files are read in 1 MiB
+/// chunks up to the first all-zero chunk (preallocated log space).
 fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return false;
@@ -478,11 +479,27 @@ fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     rd.flatten().any(|e| {
         let p = e.path();
         if p.is_dir() {
-            dir_contains(&p, needle)
-        } else {
-            std::fs::read(&p)
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
+            return dir_contains(&p, needle);
+        }
+        let Ok(mut f) = std::fs::File::open(&p) else {
+            return false;
+        };
+        let mut carry: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        loop {
+            let n = match std::io::Read::read(&mut f, &mut chunk) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            let mut hay = std::mem::take(&mut carry);
+            hay.extend_from_slice(&chunk[..n]);
+            if hay.windows(needle.len()).any(|w| w == needle) {
+                return true;
+            }
+            if chunk[..n].iter().all(|b| *b == 0) {
+                return false;
+            }
+            carry = hay[hay.len().saturating_sub(needle.len())..].to_vec();
         }
     })
 }
@@ -501,7 +518,9 @@ fn uncommitted_proposal_of_old_leader_is_discarded() {
     let _g = serial();
     let rt = runtime();
     let name = "uncommitted-proposal";
-    let Some(mut ens) = Ensemble::start_netns(Spec::new(name, 3)) else {
+    // A leader that keeps its office 3 s without acks: time enough to take
+    // the write on a busy machine.
+    let Some(mut ens) = Ensemble::start_netns(Spec::new(name, 3).sync_limit(15)) else {
         return;
     };
     let cs = ens.connect_string();
@@ -588,7 +607,9 @@ fn in_flight_proposal_at_leader_crash_is_all_or_nothing() {
     let _g = serial();
     let rt = runtime();
     let name = "in-flight-proposal";
-    let mut ens = Ensemble::start(Spec::new(name, 3));
+    // A leader that keeps its office 3 s without acks: time enough to take
+    // the write on a busy machine.
+    let mut ens = Ensemble::start(Spec::new(name, 3).sync_limit(15));
     let cs = ens.connect_string();
     rt.block_on(ensure_path(&cs, "/if"));
     let old = ens.leader().expect("a leader");

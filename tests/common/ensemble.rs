@@ -55,6 +55,9 @@ pub struct Spec {
     pub participants: usize,
     pub observers: usize,
     pub netns: bool,
+    /// In ticks (of TICK_MS): how long a leader keeps going without its
+    /// quorum's acks, and a follower without its leader.
+    pub sync_limit: u32,
     /// Extra zoo.cfg lines for every node.
     pub extra: String,
 }
@@ -66,8 +69,14 @@ impl Spec {
             participants,
             observers: 0,
             netns: false,
+            sync_limit: 5,
             extra: String::new(),
         }
+    }
+
+    pub fn sync_limit(mut self, ticks: u32) -> Spec {
+        self.sync_limit = ticks;
+        self
     }
 
     pub fn observers(mut self, n: usize) -> Spec {
@@ -277,11 +286,12 @@ impl Ensemble {
             .collect();
         for n in &self.nodes {
             let mut cfg = format!(
-                "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit=5\n\
+                "tickTime={TICK_MS}\ninitLimit=10\nsyncLimit={}\n\
                  dataDir={}\nclientPort={}\nclientPortAddress={}\n\
                  maxSessionTimeout=20000\n\
                  4lw.commands.whitelist=*\nadmin.enableServer=false\n\
                  reconfigEnabled=false\nstandaloneEnabled=false\n",
+                self.spec.sync_limit,
                 n.data_dir().display(),
                 n.client_port,
                 n.host
@@ -566,10 +576,16 @@ impl Ensemble {
         self.wait_serving(&ids, timeout)
     }
 
-    /// Waits until the node does not serve (e.g. it lost its quorum).
+    /// Waits until the node does not serve (e.g. it lost its quorum): its
+    /// `srvr` has no `Mode: leader|follower|observer|standalone`.
     pub fn wait_not_serving(&mut self, id: u32, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        while let Some(m) = self.mode(id) {
+        while let Some(m) = self.mode(id).filter(|m| {
+            matches!(
+                m.as_str(),
+                "leader" | "follower" | "observer" | "standalone"
+            )
+        }) {
             self.assert_alive();
             assert!(
                 Instant::now() < deadline,
