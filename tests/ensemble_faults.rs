@@ -1,15 +1,20 @@
 //! Fault tests of a replicated ensemble of real server processes (issue 3,
-//! points 8 and 9): leader SIGKILL, a minority partitioned away, a paused
-//! follower, a follower with a wiped data dir, an old leader holding an
-//! uncommitted proposal, and a rolling restart under load. Clients record
-//! histories throughout; `common::history::check` (zxid order, versions,
-//! stale reads, sessions, lost writes) and a porcupine-rs linearizability
-//! search (`common::linear`) judge them, and failing histories are kept as
-//! JSON under target/test-artifacts (or $RZK_ARTIFACTS).
+//! points 8 and 9): leader SIGKILL (3 and 5 nodes; the kill-to-first-write
+//! gap is printed as FAILOVER_GAP_MS), a minority partitioned away (1 of 3:
+//! the leader; 2 of 5: two followers), a paused follower, a follower with a
+//! wiped data dir, an old leader holding an uncommitted proposal (and the
+//! SIGSTOP variant: an in-flight proposal at a leader crash), and a rolling
+//! restart under load with an observer. Clients record histories
+//! throughout; `common::history::check` (zxid order, versions, stale
+//! reads, sessions, lost writes) and a porcupine-rs linearizability search
+//! (`common::linear`) judge them, and failing histories are kept as JSON
+//! under target/test-artifacts (or $RZK_ARTIFACTS; RZK_KEEP_HISTORIES=1
+//! keeps passing ones too), beside copies of the node logs.
 //!
 //! Target: RZK_TEST_TARGET=apache|rzk (default rzk). The partition and
 //! uncommitted-proposal tests need network namespaces (root, iproute2,
 //! iptables); without them they print SKIP, unless RZK_REQUIRE_NETNS=1.
+//! The tests run one at a time (one ensemble on the machine at once).
 //!
 //!   RZK_TEST_TARGET=apache cargo test --test ensemble_faults -- --nocapture
 
