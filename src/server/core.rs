@@ -134,7 +134,7 @@ impl Core {
     pub(super) fn handle(&mut self, msg: CoreMsg) -> Vec<Effect> {
         let now = clock(self.start);
         self.p.set_durable(*self.durable.borrow());
-        let effects = match msg {
+        match msg {
             CoreMsg::Connect {
                 conn,
                 addr,
@@ -193,8 +193,7 @@ impl Core {
                 });
                 Vec::new()
             }
-        };
-        effects
+        }
     }
 
     /// Carries out effects: frames to connections, log appends, snapshots;
