@@ -494,8 +494,12 @@ async fn wire_level_election_and_quorum_ports() {
             )
         })
         .collect();
-    let fake1 = TcpListener::bind(peers[&1].election.bind_addr()).await.unwrap();
-    let fake3 = TcpListener::bind(peers[&3].election.bind_addr()).await.unwrap();
+    let fake1 = TcpListener::bind(peers[&1].election.bind_addr())
+        .await
+        .unwrap();
+    let fake3 = TcpListener::bind(peers[&3].election.bind_addr())
+        .await
+        .unwrap();
     let cfg = NetConfig {
         node: NodeConfig {
             me: 2,
@@ -536,7 +540,9 @@ async fn wire_level_election_and_quorum_ports() {
     let (_, sid, _) = timed("knock handshake", raw::read_handshake(&mut knock)).await;
     assert_eq!(sid, 2);
     assert!(timed("knock closed", raw::closed(&mut knock)).await);
-    let mut from3 = TcpStream::connect(peers[&2].election.bind_addr()).await.unwrap();
+    let mut from3 = TcpStream::connect(peers[&2].election.bind_addr())
+        .await
+        .unwrap();
     raw::write_handshake(&mut from3, 3, &peers[&3].election.to_string()).await;
     let (state, leader, ..) = timed("a vote to 3", raw::read_notification(&mut from3)).await;
     assert_eq!((state, leader), (0, 2));
@@ -544,7 +550,9 @@ async fn wire_level_election_and_quorum_ports() {
     // 1 "restarts": its old connection closes, it connects to 2 as the
     // lower sid: closed, and 2 connects back.
     drop(to1);
-    let mut from1 = TcpStream::connect(peers[&2].election.bind_addr()).await.unwrap();
+    let mut from1 = TcpStream::connect(peers[&2].election.bind_addr())
+        .await
+        .unwrap();
     raw::write_handshake(&mut from1, 1, &peers[&1].election.to_string()).await;
     assert!(timed("lower-sid connection closed", raw::closed(&mut from1)).await);
     let (mut back, _) = timed("server 2 connecting back to 1", fake1.accept())
@@ -556,7 +564,9 @@ async fn wire_level_election_and_quorum_ports() {
     // A knock while 2 holds a connection that is not brand new means that
     // connection is half-open on 1's side: 2 replaces it.
     tokio::time::sleep(Duration::from_millis(1200)).await; // let it age
-    let mut knock1 = TcpStream::connect(peers[&2].election.bind_addr()).await.unwrap();
+    let mut knock1 = TcpStream::connect(peers[&2].election.bind_addr())
+        .await
+        .unwrap();
     raw::write_handshake(&mut knock1, 1, &peers[&1].election.to_string()).await;
     assert!(timed("knock closed", raw::closed(&mut knock1)).await);
     let (mut back2, _) = timed("server 2 replacing its connection", fake1.accept())
@@ -578,7 +588,9 @@ async fn wire_level_election_and_quorum_ports() {
     // 3 follows on the quorum port: FOLLOWERINFO (11) with LearnerInfo
     // {sid 3, protocol 0x10000, config version 0}; LEADERINFO (17) comes
     // back with the new epoch 1 and the protocol version.
-    let mut q = TcpStream::connect(peers[&2].quorum.bind_addr()).await.unwrap();
+    let mut q = TcpStream::connect(peers[&2].quorum.bind_addr())
+        .await
+        .unwrap();
     let mut info = Vec::new();
     info.extend_from_slice(&3i64.to_be_bytes());
     info.extend_from_slice(&0x10000i32.to_be_bytes());

@@ -167,6 +167,61 @@ fn port(key: &str, v: &str) -> Result<u16, ConfigError> {
 }
 
 /// Parses the value of a `server.N` line.
+/// `server.N=...` lines and `version=<hex>`, as in `/zookeeper/config`.
+pub fn format_membership(specs: &[ServerSpec], version: i64) -> String {
+    let mut out = String::new();
+    for s in specs {
+        let role = match s.role {
+            Role::Participant => "participant",
+            Role::Observer => "observer",
+        };
+        let host = if s.host.contains(':') {
+            format!("[{}]", s.host)
+        } else {
+            s.host.clone()
+        };
+        out.push_str(&format!(
+            "server.{}={host}:{}:{}:{role}",
+            s.id, s.quorum_port, s.election_port
+        ));
+        match (&s.client_addr, s.client_port) {
+            (Some(a), Some(p)) => out.push_str(&format!(";{a}:{p}")),
+            (None, Some(p)) => out.push_str(&format!(";{p}")),
+            _ => {}
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("version={version:x}"));
+    out
+}
+
+/// Reads membership text (`/zookeeper/config`, a dynamic config file, or
+/// a reconfig's member list): `server.N=...` entries separated by new
+/// lines or commas, and an optional `version=<hex>` (0 if absent).
+pub fn parse_membership(text: &str) -> Result<(Vec<ServerSpec>, i64), ConfigError> {
+    let mut specs: Vec<ServerSpec> = Vec::new();
+    let mut version = 0;
+    for entry in text.split(['\n', ',']).map(str::trim).filter(|e| !e.is_empty()) {
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| bad(entry, entry, "expected key=value"))?;
+        let key = key.trim();
+        if key == "version" {
+            version = i64::from_str_radix(value.trim(), 16)
+                .map_err(|_| bad(key, value, "expected a hex version"))?;
+            continue;
+        }
+        let id = key
+            .strip_prefix("server.")
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| bad(key, value, "expected server.N"))?;
+        specs.retain(|s| s.id != id);
+        specs.push(parse_server(id, key, value.trim())?);
+    }
+    specs.sort_by_key(|s| s.id);
+    Ok((specs, version))
+}
+
 pub fn parse_server(id: u64, key: &str, v: &str) -> Result<ServerSpec, ConfigError> {
     let (addr, client) = match v.split_once(';') {
         Some((a, c)) => (a, Some(c)),
@@ -398,6 +453,27 @@ impl Config {
     }
 
     /// The lines `conf` prints.
+    /// The membership as ZooKeeper shows it in `/zookeeper/config` and
+    /// dynamic config files: `server.N=host:q:e:role;clientAddr:clientPort`
+    /// lines, then `version=<hex>`. Lines without a client address get
+    /// clientPortAddress/clientPort.
+    pub fn membership_text(&self, version: i64) -> String {
+        let specs: Vec<ServerSpec> = self
+            .servers
+            .iter()
+            .map(|s| ServerSpec {
+                client_port: Some(s.client_port.unwrap_or(self.client_port)),
+                client_addr: Some(
+                    s.client_addr
+                        .clone()
+                        .unwrap_or_else(|| self.client_port_address.clone()),
+                ),
+                ..s.clone()
+            })
+            .collect();
+        format_membership(&specs, version)
+    }
+
     pub fn describe(&self) -> Vec<(String, String)> {
         vec![
             ("clientPort".into(), self.client_port.to_string()),

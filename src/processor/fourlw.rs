@@ -79,7 +79,7 @@ pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &Shell
     let mut s = String::new();
     match word {
         "ruok" => s.push_str("imok"),
-        "isro" => s.push_str("rw"),
+        "isro" => s.push_str(if p.is_read_only() { "ro" } else { "rw" }),
         "srvr" => srvr(p, info, &mut s, false),
         "stat" => srvr(p, info, &mut s, true),
         "cons" => {

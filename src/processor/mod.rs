@@ -13,6 +13,7 @@
 //! out, and the shell holds frames back until then.
 
 pub mod fourlw;
+mod reconfig;
 pub mod replica;
 
 pub use replica::Submission;
@@ -143,6 +144,11 @@ pub struct Processor {
     replica: bool,
     /// The lowest zxid the next txn may have (a new leader's epoch start).
     zxid_floor: i64,
+    /// On a leader's preparing processor: who is synced (for reconfig).
+    synced: Option<std::collections::BTreeSet<u64>>,
+    /// Replicated mode, cut off from the quorum with read-only mode on:
+    /// only read-only clients, local sessions, writes refused.
+    read_only: bool,
     /// Replicated mode: sessions that saw client activity since the last
     /// [`Processor::take_touched`] (the leader owns expiry).
     touched: HashMap<i64, u32>,
@@ -185,6 +191,8 @@ impl Processor {
             read_tag: None,
             replica: false,
             zxid_floor: 0,
+            synced: None,
+            read_only: false,
             touched: HashMap::new(),
         }
     }
@@ -367,6 +375,14 @@ impl Processor {
             self.close(&mut out, conn);
             return out;
         };
+        if self.read_only && !req.read_only {
+            tracing::info!(
+                addr,
+                "refusing a read-write client: this server is read-only (cut off from the quorum)"
+            );
+            self.close(&mut out, conn);
+            return out;
+        }
         if req.last_zxid_seen > self.tree.last_zxid {
             tracing::info!(
                 addr,
@@ -437,6 +453,12 @@ impl Processor {
             let old_timeout = self.sessions.get(req.session_id).map(|s| s.timeout_ms);
             c.timeout = old_timeout.unwrap_or(timeout);
             self.session_conn.insert(req.session_id, conn);
+        } else if self.read_only {
+            // A local session: nothing is replicated while cut off.
+            let id = self.sessions.next_id();
+            c.session = id;
+            self.sessions.add(id, timeout, now.mono_ms);
+            self.session_conn.insert(id, conn);
         } else if self.replica {
             // The session exists once its createSession txn commits; the
             // connect response goes out then.
@@ -472,7 +494,7 @@ impl Processor {
             time_out: c.timeout as i32,
             session_id: c.session,
             passwd: Bytes::copy_from_slice(&session::password(c.session)),
-            read_only: false,
+            read_only: self.read_only,
         };
         self.conns.insert(conn, c);
         let mut frame = Vec::new();
@@ -1002,13 +1024,7 @@ impl Processor {
             Request::SetData(d) => self.prep_op(auth, &MultiOpRef::SetData(d)),
             Request::SetAcl(d) => self.prep_set_acl(auth, &d.path, &d.acl, d.version),
             Request::Check(c) => self.prep_op(auth, &MultiOpRef::Check(c)),
-            Request::Reconfig(_) => {
-                if self.settings.reconfig_enabled {
-                    fail(ErrorCode::Unimplemented)
-                } else {
-                    fail(ErrorCode::ReconfigDisabled)
-                }
-            }
+            Request::Reconfig(r) => self.prep_reconfig(auth, r, hdr.zxid),
             Request::Multi(ops) => Ok(self.prep_multi(&hdr, auth, ops)),
             _ => fail(ErrorCode::Unimplemented),
         };
@@ -1022,8 +1038,12 @@ impl Processor {
             Ok(txn) => {
                 let mut h = hdr;
                 h.txn_type = txn.op() as i32;
+                let config = match &txn {
+                    Txn::Reconfig(t) => Some(t.data.clone()),
+                    _ => None,
+                };
                 let applied = self.commit(out, h, txn);
-                match write_result(op, applied) {
+                match write_result(op, applied, config) {
                     Ok(body) => self.reply(out, conn, xid, ErrorCode::Ok, &body),
                     Err(e) => {
                         // Prep said yes and apply said no: cannot happen with a
@@ -1411,11 +1431,13 @@ impl<'a> MultiOpRef<'a> {
 /// alias of the root.
 /// The reply to a write of type `op` (the request's type) from what
 /// applying its txn did.
-fn write_result(op: OpCode, applied: tree::Applied) -> Res<Response> {
+fn write_result(op: OpCode, applied: tree::Applied, config: Option<Bytes>) -> Res<Response> {
     if applied.err != ErrorCode::Ok && op != OpCode::Multi {
         return Err(applied.err);
     }
     Ok(match op {
+        // The new configuration and its node's stat, as a getData reply.
+        OpCode::Reconfig => Response::Data(config.unwrap_or_default(), applied.stat.unwrap_or_default()),
         OpCode::Create => Response::Create(applied.path),
         OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
             Response::Create2(applied.path, applied.stat.unwrap_or_default())
@@ -1427,11 +1449,14 @@ fn write_result(op: OpCode, applied: tree::Applied) -> Res<Response> {
                 .into_iter()
                 .map(|a| match (a.err, a.op) {
                     (ErrorCode::Ok, OpCode::Create) => MultiResult::Create(a.path),
-                    (ErrorCode::Ok, OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
-                        MultiResult::Create2(a.path, a.stat.unwrap_or_default())
-                    }
+                    (
+                        ErrorCode::Ok,
+                        OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
+                    ) => MultiResult::Create2(a.path, a.stat.unwrap_or_default()),
                     (ErrorCode::Ok, OpCode::Delete) => MultiResult::Delete,
-                    (ErrorCode::Ok, OpCode::SetData) => MultiResult::SetData(a.stat.unwrap_or_default()),
+                    (ErrorCode::Ok, OpCode::SetData) => {
+                        MultiResult::SetData(a.stat.unwrap_or_default())
+                    }
                     (ErrorCode::Ok, OpCode::Check) => MultiResult::Check,
                     (e, _) => MultiResult::Error(e),
                 })

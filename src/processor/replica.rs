@@ -119,6 +119,17 @@ impl Processor {
         self.replica
     }
 
+    /// Read-only mode (ZooKeeper's, for a server cut off from the quorum):
+    /// read-only clients only, local sessions, writes and syncs refused
+    /// with NotReadOnly.
+    pub fn set_read_only(&mut self, on: bool) {
+        self.read_only = on;
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// The next txn gets at least this zxid (a new leader's epoch start).
     pub fn set_zxid_floor(&mut self, zxid: i64) {
         self.zxid_floor = zxid;
@@ -150,7 +161,12 @@ impl Processor {
         out
     }
 
-    pub(super) fn replica_request(&mut self, conn: ConnId, frame: &[u8], now: Clock) -> Vec<Effect> {
+    pub(super) fn replica_request(
+        &mut self,
+        conn: ConnId,
+        frame: &[u8],
+        now: Clock,
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         let Some(c) = self.conns.get_mut(&conn) else {
             return out;
@@ -185,7 +201,13 @@ impl Processor {
             return;
         };
         if session == 0 || !self.sessions.touch(session, now.mono_ms) {
-            self.reply(out, conn, h.xid, ErrorCode::SessionExpired, &Response::Empty);
+            self.reply(
+                out,
+                conn,
+                h.xid,
+                ErrorCode::SessionExpired,
+                &Response::Empty,
+            );
             self.close(out, conn);
             return;
         }
@@ -193,14 +215,24 @@ impl Processor {
         let req = match Request::decode(h.op, &mut r) {
             Ok(Some(req)) => req,
             Ok(None) => {
-                tracing::warn!(conn, op = h.op, "request of unknown type; closing connection");
+                tracing::warn!(
+                    conn,
+                    op = h.op,
+                    "request of unknown type; closing connection"
+                );
                 self.reply(out, conn, h.xid, ErrorCode::Unimplemented, &Response::Empty);
                 self.close(out, conn);
                 return;
             }
             Err(e) => {
                 tracing::info!(conn, op = h.op, error = %e, "malformed request");
-                self.reply(out, conn, h.xid, ErrorCode::MarshallingError, &Response::Empty);
+                self.reply(
+                    out,
+                    conn,
+                    h.xid,
+                    ErrorCode::MarshallingError,
+                    &Response::Empty,
+                );
                 return;
             }
         };
@@ -214,10 +246,21 @@ impl Processor {
                 path: s.path.clone(),
             }),
             Request::CloseSession => Some(Pending::Close { xid: h.xid }),
-            _ if is_write(h.op) => OpCode::from_i32(h.op).map(|op| Pending::Write { xid: h.xid, op }),
+            _ if is_write(h.op) => {
+                OpCode::from_i32(h.op).map(|op| Pending::Write { xid: h.xid, op })
+            }
             _ => None,
         };
         match marker {
+            Some(Pending::Close { xid }) if self.read_only => {
+                self.sessions.remove(session);
+                self.session_conn.remove(&session);
+                self.reply(out, conn, xid, ErrorCode::Ok, &Response::Empty);
+                self.close(out, conn);
+            }
+            Some(_) if self.read_only => {
+                self.reply(out, conn, h.xid, ErrorCode::NotReadOnly, &Response::Empty);
+            }
             Some(marker) => {
                 let auth = self.auth_of(conn);
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -333,8 +376,11 @@ impl Processor {
                 let op = *op;
                 c.pending.pop_front();
                 let result = match txn {
-                    Txn::Error(e) => Err(ErrorCode::from_i32(e.err).unwrap_or(ErrorCode::SystemError)),
-                    _ => write_result(op, applied),
+                    Txn::Error(e) => {
+                        Err(ErrorCode::from_i32(e.err).unwrap_or(ErrorCode::SystemError))
+                    }
+                    Txn::Reconfig(t) => write_result(op, applied, Some(t.data.clone())),
+                    _ => write_result(op, applied, None),
                 };
                 match result {
                     Ok(body) => self.reply(out, conn, hdr.cxid, ErrorCode::Ok, &body),
@@ -373,9 +419,14 @@ impl Processor {
         match OpCode::from_i32(s.op) {
             Some(OpCode::CreateSession) => {
                 let time_out = Reader::new(&s.body).read_i32().unwrap_or(0);
-                self.sessions.add(s.session, time_out.max(0) as u32, now.mono_ms);
+                self.sessions
+                    .add(s.session, time_out.max(0) as u32, now.mono_ms);
                 let hdr = self.next_header(s.session, s.cxid, OpCode::CreateSession, now);
-                self.commit(&mut out, hdr, Txn::CreateSession(CreateSessionTxn { time_out }));
+                self.commit(
+                    &mut out,
+                    hdr,
+                    Txn::CreateSession(CreateSessionTxn { time_out }),
+                );
             }
             Some(OpCode::CloseSession) => {
                 let hdr = self.next_header(s.session, s.cxid, OpCode::CloseSession, now);

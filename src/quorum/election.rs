@@ -118,6 +118,11 @@ pub struct Election {
 }
 
 impl Election {
+    /// A committed membership change.
+    pub fn set_membership(&mut self, m: Membership) {
+        self.cfg.membership = m;
+    }
+
     pub fn new(cfg: ElectionConfig) -> Self {
         let init = Vote {
             leader: cfg.me as i64,

@@ -82,7 +82,12 @@ impl Endpoint {
     /// interface for a host name (which may not resolve yet, or to another
     /// address later; ZooKeeper's quorumListenOnAllIPs).
     pub fn bind_addr(&self) -> SocketAddr {
-        match self.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>() {
+        match self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        {
             Ok(ip) => SocketAddr::new(ip, self.port),
             Err(_) => SocketAddr::from(([0, 0, 0, 0], self.port)),
         }
@@ -255,11 +260,18 @@ pub struct NodeInfo {
 /// The replica's window on the node: what it is doing, and requests.
 pub struct Ctx {
     pub info: NodeInfo,
+    /// While leading: this server and the learners synced with it.
+    pub synced: Option<std::collections::BTreeSet<ServerId>>,
     requests: Vec<CtxRequest>,
 }
 
 enum CtxRequest {
-    Propose { txn: Bytes, zxid: Zxid },
+    Propose {
+        txn: Bytes,
+        zxid: Zxid,
+        new_config: Option<(super::Membership, BTreeMap<ServerId, PeerAddrs>)>,
+    },
+    Reconfigure(super::Membership, BTreeMap<ServerId, PeerAddrs>),
     Send { to: ServerId, packet: QuorumPacket },
     Fail(String),
 }
@@ -268,7 +280,33 @@ impl Ctx {
     /// Proposes a txn whose header says `zxid`; the leader must give it
     /// exactly that zxid (the server stops otherwise: a bug).
     pub fn propose(&mut self, txn: Bytes, zxid: Zxid) {
-        self.requests.push(CtxRequest::Propose { txn, zxid });
+        self.requests.push(CtxRequest::Propose {
+            txn,
+            zxid,
+            new_config: None,
+        });
+    }
+
+    /// Proposes a txn that changes the membership to `m` (it commits on a
+    /// quorum of the old and of the new voters).
+    pub fn propose_reconfig(
+        &mut self,
+        txn: Bytes,
+        zxid: Zxid,
+        m: super::Membership,
+        peers: BTreeMap<ServerId, PeerAddrs>,
+    ) {
+        self.requests.push(CtxRequest::Propose {
+            txn,
+            zxid,
+            new_config: Some((m, peers)),
+        });
+    }
+
+    /// A membership change committed: quorums, elections and peer
+    /// connections follow `m` from now on.
+    pub fn reconfigure(&mut self, m: super::Membership, peers: BTreeMap<ServerId, PeerAddrs>) {
+        self.requests.push(CtxRequest::Reconfigure(m, peers));
     }
 
     /// Sends a packet on the quorum connection with `to` (the leader, or a
@@ -399,6 +437,13 @@ enum Event {
         peer: ServerId,
     },
     Propose(Bytes, oneshot::Sender<Option<Zxid>>),
+    /// An election connection from a server not configured here; `addr` is
+    /// the election address it announced.
+    NewPeer {
+        sid: ServerId,
+        addr: String,
+        stream: tokio::net::TcpStream,
+    },
     Failed(String),
     /// Freeze the node task until resumed (tests: what SIGSTOP does).
     Pause(oneshot::Receiver<()>),
@@ -722,6 +767,7 @@ impl<R: Replica> Shell<R> {
     fn with_replica<T>(&mut self, f: impl FnOnce(&mut R, &mut Ctx) -> T) -> T {
         let mut ctx = Ctx {
             info: self.info(),
+            synced: self.node.synced(),
             requests: Vec::new(),
         };
         let r = f(&mut self.replica, &mut ctx);
@@ -735,8 +781,17 @@ impl<R: Replica> Shell<R> {
         while !self.requests.is_empty() {
             for r in std::mem::take(&mut self.requests) {
                 match r {
-                    CtxRequest::Propose { txn, zxid } => {
-                        let (got, actions) = self.node.propose(txn);
+                    CtxRequest::Propose {
+                        txn,
+                        zxid,
+                        new_config,
+                    } => {
+                        let m = new_config.map(|(m, peers)| {
+                            // The leader talks to the joining servers too.
+                            self.add_peers(&peers);
+                            m
+                        });
+                        let (got, actions) = self.node.propose_with(txn, m);
                         self.execute(actions);
                         match got {
                             Some(z) if z != zxid => {
@@ -754,6 +809,12 @@ impl<R: Replica> Shell<R> {
                     }
                     CtxRequest::Send { to, packet } => {
                         self.send(to, Message::Zab(ZabMessage::Other(packet)))
+                    }
+                    CtxRequest::Reconfigure(m, peers) => {
+                        tracing::info!(server = self.me, voters = ?m.voters(), observers = ?m.observers(), "membership changed");
+                        self.add_peers(&peers);
+                        let actions = self.node.reconfigure(m);
+                        self.execute(actions);
                     }
                     CtxRequest::Fail(why) => {
                         tracing::error!(server = self.me, "{why}; stopping");
@@ -875,12 +936,51 @@ impl<R: Replica> Shell<R> {
                 // for a stopped process; time jumps on resume.
                 let _ = resume.await;
             }
+            Event::NewPeer { sid, addr, stream } => {
+                if !self.election.contains_key(&sid) {
+                    let Some((host, port)) = addr
+                        .rsplit_once(':')
+                        .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                    else {
+                        tracing::info!(server = self.me, sid, addr, "unknown server announced no usable address");
+                        return true;
+                    };
+                    tracing::info!(server = self.me, sid, addr, "election connection from a server not in our configuration");
+                    self.add_election_peer(sid, Endpoint::new(host, port));
+                }
+                if let Some(p) = self.election.get(&sid) {
+                    election_port::route(self.me, p, stream);
+                }
+            }
             Event::Failed(why) => {
                 tracing::error!(server = self.me, "{why}; stopping");
                 return false;
             }
         }
         true
+    }
+
+    fn add_election_peer(&mut self, sid: ServerId, addr: Endpoint) {
+        let my_addr = match self.cfg.peers.get(&self.me) {
+            Some(a) => a.election.clone(),
+            None => return,
+        };
+        let p = election_port::add_peer(self.me, &my_addr, sid, addr, &self.events, &self.tasks);
+        self.election.insert(sid, p);
+    }
+
+    /// Peers a new configuration names: their quorum addresses, and an
+    /// election connection to each.
+    fn add_peers(&mut self, peers: &BTreeMap<ServerId, PeerAddrs>) {
+        for (sid, a) in peers {
+            if *sid == self.me {
+                continue;
+            }
+            self.cfg.peers.insert(*sid, a.clone());
+            if !self.election.contains_key(sid) {
+                self.add_election_peer(*sid, a.election.clone());
+            }
+        }
     }
 
     fn leading(&self) -> bool {
@@ -1046,7 +1146,12 @@ impl<R: Replica> Shell<R> {
 }
 
 /// A packet of a type the cores do not interpret, for replicas.
-pub fn packet(t: PacketType, zxid: Zxid, data: Bytes, authinfo: Vec<crate::proto::Id>) -> QuorumPacket {
+pub fn packet(
+    t: PacketType,
+    zxid: Zxid,
+    data: Bytes,
+    authinfo: Vec<crate::proto::Id>,
+) -> QuorumPacket {
     QuorumPacket {
         packet_type: t as i32,
         zxid,

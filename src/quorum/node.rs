@@ -380,6 +380,61 @@ impl Node {
     /// Proposes a client write. Only an established leader accepts it (the
     /// zxid is returned); the actions must be executed either way.
     pub fn propose(&mut self, txn: Bytes) -> (Option<Zxid>, Vec<Action>) {
+        self.propose_with(txn, None)
+    }
+
+    /// The membership in force.
+    pub fn membership(&self) -> &Membership {
+        &self.cfg.membership
+    }
+
+    /// While leading: this server and the learners synced with it.
+    pub fn synced(&self) -> Option<std::collections::BTreeSet<ServerId>> {
+        match &self.role {
+            Role::Leading(l) => Some(l.synced()),
+            _ => None,
+        }
+    }
+
+    /// A committed membership change (a reconfig txn applied). A server
+    /// whose own role changes, or a leader no longer among the voters,
+    /// goes back to looking and rejoins in its new role.
+    pub fn reconfigure(&mut self, m: Membership) -> Vec<Action> {
+        let mut out = Vec::new();
+        let me = self.cfg.me;
+        let old = std::mem::replace(&mut self.cfg.membership, m.clone());
+        self.election.set_membership(m.clone());
+        let role_changed = old.is_voter(me) != m.is_voter(me)
+            || old.observers().contains(&me) != m.observers().contains(&me);
+        let mut look = false;
+        match &mut self.role {
+            Role::Leading(l) => {
+                if m.is_voter(me) {
+                    for id in l.set_membership(m) {
+                        out.push(Action::Disconnect(id));
+                    }
+                } else {
+                    look = true;
+                }
+            }
+            Role::Learning(l) => {
+                l.set_membership(m);
+                look = role_changed;
+            }
+            Role::Looking => {}
+        }
+        if look {
+            self.look(&mut out);
+        }
+        out
+    }
+
+    /// As `propose`; `new_config` for a txn that changes the membership.
+    pub fn propose_with(
+        &mut self,
+        txn: Bytes,
+        new_config: Option<Membership>,
+    ) -> (Option<Zxid>, Vec<Action>) {
         let mut out = Vec::new();
         let Role::Leading(l) = &mut self.role else {
             return (None, out);
@@ -388,7 +443,7 @@ impl Node {
             return (None, out);
         }
         let mut zo = Vec::new();
-        let r = l.propose(&mut self.hist, txn, &mut zo);
+        let r = l.propose_with(&mut self.hist, txn, new_config, &mut zo);
         self.push_zab(zo, &mut out);
         match r {
             Ok(z) => (Some(z), out),

@@ -374,6 +374,9 @@ pub struct Leader {
     newleader_acks: BTreeSet<ServerId>,
     /// Proposals not yet committed, with the voters that acked them.
     outstanding: BTreeMap<Zxid, BTreeSet<ServerId>>,
+    /// Proposals that change the membership: they need a quorum of the
+    /// new voters too (non-voting learners' acks count there).
+    new_configs: BTreeMap<Zxid, Membership>,
     last_proposed: Zxid,
     self_waits: Vec<(u64, SelfWait)>,
     tick: u64,
@@ -390,6 +393,7 @@ impl Leader {
             epoch_acks: BTreeSet::new(),
             newleader_acks: BTreeSet::new(),
             outstanding: BTreeMap::new(),
+            new_configs: BTreeMap::new(),
             last_proposed: 0,
             self_waits: Vec::new(),
             tick: 0,
@@ -507,7 +511,7 @@ impl Leader {
             | ZabMessage::ObserverInfo {
                 accepted_epoch,
                 info,
-            } if info.server_id as u64 != from || !self.cfg.membership.is_member(from) => {
+            } if info.server_id as u64 != from => {
                 let _ = accepted_epoch;
                 out.push(Action::Disconnect(from));
                 Ok(())
@@ -751,6 +755,18 @@ impl Leader {
         txn: Bytes,
         out: &mut Vec<Action>,
     ) -> Result<Zxid, StepDown> {
+        self.propose_with(hist, txn, None, out)
+    }
+
+    /// Proposes a txn; `new_config` when it changes the membership (it then
+    /// commits on a quorum of the old voters and of the new ones).
+    pub fn propose_with(
+        &mut self,
+        hist: &mut History,
+        txn: Bytes,
+        new_config: Option<Membership>,
+        out: &mut Vec<Action>,
+    ) -> Result<Zxid, StepDown> {
         if self.phase != LeaderPhase::Broadcast {
             return normal("not established");
         }
@@ -768,6 +784,9 @@ impl Leader {
             out,
         )?;
         self.outstanding.insert(zxid, BTreeSet::new());
+        if let Some(m) = new_config {
+            self.new_configs.insert(zxid, m);
+        }
         self.self_waits.push((seq, SelfWait::Proposal(zxid)));
         for (id, h) in &self.handles {
             if h.forwarding && !h.observer {
@@ -786,10 +805,16 @@ impl Leader {
     /// Commits the lowest outstanding proposals while each has a quorum.
     fn try_commit(&mut self, hist: &mut History, out: &mut Vec<Action>) {
         while let Some((&zxid, acks)) = self.outstanding.first_key_value() {
-            if !self.cfg.membership.is_quorum(acks.iter().copied()) {
+            if !self.cfg.membership.is_quorum(acks.iter().copied())
+                || self
+                    .new_configs
+                    .get(&zxid)
+                    .is_some_and(|m| !m.is_quorum(acks.iter().copied()))
+            {
                 break;
             }
             self.outstanding.remove(&zxid);
+            self.new_configs.remove(&zxid);
             let txn = hist.entry(zxid).map(|e| e.txn.clone()).unwrap_or_default();
             if hist.commit_next(zxid, out).is_err() {
                 break;
@@ -867,6 +892,35 @@ impl Leader {
         Ok(())
     }
 
+    /// This server and the learners synced with it.
+    pub fn synced(&self) -> BTreeSet<ServerId> {
+        std::iter::once(self.cfg.me)
+            .chain(
+                self.handles
+                    .iter()
+                    .filter(|(_, h)| h.stage == HandleStage::Synced)
+                    .map(|(id, _)| *id),
+            )
+            .collect()
+    }
+
+    /// A committed membership change: from now on quorums are counted in
+    /// `m`. Returns the learners connected in a role `m` no longer gives
+    /// them (they must reconnect in the new one).
+    pub fn set_membership(&mut self, m: Membership) -> Vec<ServerId> {
+        let stale: Vec<ServerId> = self
+            .handles
+            .iter()
+            .filter(|(id, h)| m.is_member(**id) && h.observer != m.observers().contains(id))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &stale {
+            self.handles.remove(id);
+        }
+        self.cfg.membership = m;
+        stale
+    }
+
     /// (learners connected, followers synced, observers synced).
     pub fn learner_counts(&self) -> (usize, usize, usize) {
         let synced = |obs: bool| {
@@ -919,6 +973,10 @@ pub struct Learner {
 }
 
 impl Learner {
+    pub fn set_membership(&mut self, m: Membership) {
+        self.cfg.membership = m;
+    }
+
     pub fn new(cfg: ZabConfig, leader: ServerId, observer: bool) -> Self {
         Learner {
             cfg,

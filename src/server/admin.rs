@@ -404,7 +404,7 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
         "server_stats" | "stats" => {
             let mut m = obj(json!({
                 "version": VERSION,
-                "read_only": false,
+                "read_only": p.is_read_only(),
                 "server_stats": {
                     "packets_sent": p.counters.packets_sent,
                     "packets_received": p.counters.packets_received,
@@ -571,7 +571,7 @@ pub fn run(primary: &str, v: &mut View<'_>) -> Map<String, Value> {
             "datadir_size": info.data_dir_size,
             "logdir_size": info.log_dir_size,
         })),
-        "is_read_only" => obj(json!({"read_only": false})),
+        "is_read_only" => obj(json!({"read_only": p.is_read_only()})),
         // A standalone server has no leader; ZooKeeper says exactly this.
         "leader" if info.mode == "standalone" => obj(json!({"error": "server is not initialized"})),
         // In an ensemble the quorum code names the leader in mntr's extra keys.

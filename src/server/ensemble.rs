@@ -32,7 +32,7 @@
 use super::conn::Out;
 use super::core::{Core, CoreMsg, SharedLog, clock, lock};
 use super::recovery;
-use crate::config::{Config, Role};
+use crate::config::{self, Config, Role, ServerSpec};
 use crate::processor::{Clock, Effect, Processor, Settings, Submission};
 use crate::quorum::net::{
     self, Ctx, Endpoint, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage,
@@ -76,10 +76,19 @@ pub(crate) struct Repl {
     syncs_in: VecDeque<(Zxid, SyncFrom)>,
     leading_since: Option<Instant>,
     voters: usize,
+    /// readonlymode.enabled: serve read-only clients while looking.
+    read_only_allowed: bool,
+    read_only: bool,
+    /// The membership in force, as `/zookeeper/config` shows it.
+    config_text: Bytes,
+    config_version: i64,
 }
 
 impl Repl {
     pub(crate) fn mode(&self) -> &'static str {
+        if self.read_only {
+            return "read-only";
+        }
         match self.info.status {
             Status::Leading { .. } => "leader",
             Status::Serving { observer: true, .. } => "observer",
@@ -101,7 +110,9 @@ impl Repl {
                 v.push(("synced_non_voting_followers".into(), "0".into()));
                 v.push(("synced_observers".into(), observers.to_string()));
                 v.push(("pending_syncs".into(), self.syncs_in.len().to_string()));
-                let up = self.leading_since.map_or(0, |t| t.elapsed().as_millis() as u64);
+                let up = self
+                    .leading_since
+                    .map_or(0, |t| t.elapsed().as_millis() as u64);
                 v.push(("leader_uptime".into(), up.to_string()));
             }
             Status::Serving { leader, .. } | Status::Syncing { leader } => {
@@ -113,7 +124,15 @@ impl Repl {
     }
 
     fn serving(&self) -> bool {
-        matches!(self.info.status, Status::Leading { .. } | Status::Serving { .. })
+        matches!(
+            self.info.status,
+            Status::Leading { .. } | Status::Serving { .. }
+        )
+    }
+
+    /// Accepting client connections: serving, or read-only.
+    fn accepting(&self) -> bool {
+        self.serving() || self.read_only
     }
 }
 
@@ -160,6 +179,7 @@ impl Core {
         let Some(prep) = self.repl().preparer.as_mut() else {
             return;
         };
+        prep.set_synced(ctx.synced.clone());
         let effects = prep.forwarded(sub, now);
         propose_logs(effects, ctx);
     }
@@ -179,9 +199,10 @@ impl Core {
                 let effects = self.p.sync_done(session, self.now());
                 self.apply(effects, Some(ctx));
             }
-            SyncFrom::Learner(id) => {
-                ctx.send(id, net::packet(PacketType::Sync, 0, Bytes::new(), Vec::new()))
-            }
+            SyncFrom::Learner(id) => ctx.send(
+                id,
+                net::packet(PacketType::Sync, 0, Bytes::new(), Vec::new()),
+            ),
         }
     }
 
@@ -194,9 +215,35 @@ impl Core {
             Ok(LogEntry { header, txn }) => {
                 let effects = self.p.apply_committed(&header, &txn, self.now());
                 self.apply(effects, Some(ctx));
+                if let crate::proto::txn::Txn::Reconfig(t) = &txn {
+                    self.config_committed(t.data.clone(), ctx);
+                }
             }
             Err(why) => ctx.fail(format!("cannot decode committed txn {:#x}: {why}", e.zxid)),
         }
+    }
+
+    /// A new membership is in force: the node follows it, and it is
+    /// written as a dynamic config file (`zoo.cfg.dynamic.<version>` in the
+    /// data dir) for operators to see.
+    fn config_committed(&mut self, text: Bytes, ctx: &mut Ctx) {
+        let Some((m, peers, version)) = membership_of(&text) else {
+            tracing::error!("a committed reconfig without a usable membership");
+            return;
+        };
+        if version <= self.repl().config_version {
+            return;
+        }
+        let r = self.repl();
+        r.config_text = text.clone();
+        r.config_version = version;
+        r.voters = m.voters().len();
+        tracing::info!(version = format_args!("{version:#x}"), "new configuration committed");
+        let file = self.cfg.data_dir.join(format!("zoo.cfg.dynamic.{version:x}"));
+        if let Err(e) = std::fs::write(&file, &text[..]) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot write the dynamic config file");
+        }
+        ctx.reconfigure(m, peers);
     }
 
     /// Held txns are committed after all: apply them.
@@ -228,20 +275,34 @@ impl Core {
     }
 
     /// Replaces the state with a snapshot (a leader's, after SNAP).
-    fn install(&mut self, zxid: Zxid, bytes: &[u8]) -> Result<(), String> {
-        let decoded = format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
+    fn install(&mut self, zxid: Zxid, bytes: &[u8], ctx: &mut Ctx) -> Result<(), String> {
+        let decoded =
+            format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
         let (tree, sessions) = recovery::rebuild(Recovered {
             snapshot: Some((zxid, decoded.snapshot)),
             entries: Vec::new(),
             last_zxid: zxid,
         })
         .map_err(|e| e.to_string())?;
+        let mut tree = tree;
+        let theirs = tree
+            .get(crate::tree::CONFIG)
+            .map(|n| n.data.clone())
+            .unwrap_or_default();
+        let newer =
+            membership_of(&theirs).is_some_and(|(_, _, v)| v > self.repl().config_version);
+        if !newer {
+            tree.set_config(self.repl().config_text.clone());
+        }
         let settings = self.repl().settings.clone();
         let mut p = Processor::new(settings, tree, &sessions, self.now());
         p.set_replica(true);
         self.p = p;
         self.repl().held.clear();
         tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot");
+        if newer {
+            self.config_committed(theirs, ctx);
+        }
         Ok(())
     }
 }
@@ -251,8 +312,15 @@ fn propose_logs(effects: Vec<Effect>, ctx: &mut Ctx) {
     for e in effects {
         if let Effect::Log { header, txn } = e {
             let zxid = header.zxid;
-            let payload = format::encode_payload(&LogEntry { header, txn });
-            ctx.propose(Bytes::from(payload), zxid);
+            let new_config = match &txn {
+                crate::proto::txn::Txn::Reconfig(t) => membership_of(&t.data),
+                _ => None,
+            };
+            let payload = Bytes::from(format::encode_payload(&LogEntry { header, txn }));
+            match new_config {
+                Some((m, peers, _)) => ctx.propose_reconfig(payload, zxid, m, peers),
+                None => ctx.propose(payload, zxid),
+            }
         }
     }
 }
@@ -291,8 +359,8 @@ impl Replica for Core {
         format::encode_snapshot_to_vec(&snap, zxid)
     }
 
-    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], _ctx: &mut Ctx) -> Result<(), String> {
-        self.install(zxid, snap)
+    fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], ctx: &mut Ctx) -> Result<(), String> {
+        self.install(zxid, snap, ctx)
     }
 
     fn truncate(&mut self, zxid: Zxid, ctx: &mut Ctx) -> Result<(), String> {
@@ -306,17 +374,29 @@ impl Replica for Core {
         let dropped = r.held.iter().filter(|e| e.zxid > zxid).count();
         r.held.retain(|e| e.zxid <= zxid);
         if dropped > 0 {
-            tracing::info!(dropped, to = format_args!("{zxid:#x}"), "truncated uncommitted txns");
+            tracing::info!(
+                dropped,
+                to = format_args!("{zxid:#x}"),
+                "truncated uncommitted txns"
+            );
         }
         self.flush_held(ctx);
         Ok(())
     }
 
     fn status(&mut self, s: Status, ctx: &mut Ctx) {
-        let was_serving = self.repl().serving();
+        let was_accepting = self.repl().accepting();
         self.repl().info = ctx.info;
-        if was_serving {
+        if was_accepting {
+            // Read-write clients find a server in the quorum; read-only
+            // ones one that still is, or come back here once it is.
             self.stop_serving(ctx);
+        }
+        let read_only = s == Status::Looking && self.repl().read_only_allowed;
+        self.repl().read_only = read_only;
+        self.p.set_read_only(read_only);
+        if read_only {
+            tracing::info!("cut off from the quorum: serving read-only clients");
         }
         match s {
             Status::LeaderElect { .. } => self.flush_held(ctx),
@@ -335,7 +415,7 @@ impl Replica for Core {
     fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
         self.repl().info = ctx.info;
         if let CoreMsg::Connect { out, .. } = &m
-            && !self.repl().serving()
+            && !self.repl().accepting()
         {
             // Not in a quorum: the client must try another server.
             let _ = out.send(Out::Close { tag: 0 });
@@ -430,10 +510,15 @@ pub struct DiskStorage {
 
 impl DiskStorage {
     /// A new log writer after the files were changed under the old one.
-    fn restart_log(&mut self, at: Zxid, change: impl FnOnce(&DataDir) -> std::io::Result<()>) -> std::io::Result<()> {
+    fn restart_log(
+        &mut self,
+        at: Zxid,
+        change: impl FnOnce(&DataDir) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         self.sync()?;
         let mut guard = lock(&self.log);
-        let (new, durable) = TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
+        let (new, durable) =
+            TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
         // Dropping the old writer closes its file before the files change.
         drop(std::mem::replace(&mut *guard, new));
         change(&self.dir)?;
@@ -469,7 +554,8 @@ impl Storage for DiskStorage {
                 dir.truncate_after(*z).map_err(std::io::Error::other)
             }),
             PersistOp::InstallSnapshot(z) => {
-                let bytes = snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
+                let bytes =
+                    snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
                 self.restart_log(*z, |dir| {
                     dir.write_snapshot_bytes(*z, bytes)
                         .and_then(|()| dir.remove_logs())
@@ -485,17 +571,21 @@ impl Storage for DiskStorage {
         // made everything appended durable (or the writer died).
         let reached = futures::executor::block_on(self.durable.wait_for(|z| *z >= target)).is_ok();
         if !reached {
-            let why = lock(&self.log).failure().unwrap_or_else(|| "stopped".into());
-            return Err(std::io::Error::other(format!("the txn log writer failed: {why}")));
+            let why = lock(&self.log)
+                .failure()
+                .unwrap_or_else(|| "stopped".into());
+            return Err(std::io::Error::other(format!(
+                "the txn log writer failed: {why}"
+            )));
         }
         Ok(())
     }
 }
 
-/// Where the peers listen, from the `server.N` lines (host names are
-/// resolved at each connect).
-fn peers(cfg: &Config) -> BTreeMap<ServerId, PeerAddrs> {
-    cfg.servers
+/// Where the peers listen, from `server.N` lines (host names are resolved
+/// at each connect).
+fn peers(specs: &[ServerSpec]) -> BTreeMap<ServerId, PeerAddrs> {
+    specs
         .iter()
         .map(|s| {
             (
@@ -507,6 +597,43 @@ fn peers(cfg: &Config) -> BTreeMap<ServerId, PeerAddrs> {
             )
         })
         .collect()
+}
+
+/// A membership text's voters/observers and their addresses.
+fn membership_of(text: &[u8]) -> Option<(Membership, BTreeMap<ServerId, PeerAddrs>, i64)> {
+    let (specs, version) = config::parse_membership(&String::from_utf8_lossy(text)).ok()?;
+    if specs.is_empty() {
+        return None;
+    }
+    Some((Membership::from_specs(&specs), peers(&specs), version))
+}
+
+/// The newest membership a server knows at start-up: its zoo.cfg's, or
+/// one a reconfig committed (kept in `/zookeeper/config` of the snapshot,
+/// or a reconfig txn logged after it).
+fn newest_membership(
+    cfg: &Config,
+    tree: &crate::tree::DataTree,
+    logged: &[LogEntry],
+) -> (Vec<ServerSpec>, i64) {
+    let mut best = (cfg.servers.clone(), 0i64);
+    let mut consider = |data: &[u8]| {
+        if let Ok((specs, version)) = config::parse_membership(&String::from_utf8_lossy(data))
+            && !specs.is_empty()
+            && version > best.1
+        {
+            best = (specs, version);
+        }
+    };
+    if let Some(n) = tree.get(crate::tree::CONFIG) {
+        consider(&n.data);
+    }
+    for e in logged {
+        if let crate::proto::txn::Txn::Reconfig(t) = &e.txn {
+            consider(&t.data);
+        }
+    }
+    best
 }
 
 /// The client address: from this server's line if it has one, else
@@ -547,11 +674,25 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             txn: Bytes::from(format::encode_payload(e)),
         })
         .collect();
-    let (tree, sessions) = recovery::rebuild(Recovered {
+    let (mut tree, sessions) = recovery::rebuild(Recovered {
         snapshot: rec.snapshot,
         entries: Vec::new(),
         last_zxid: snapshot_zxid,
     })?;
+    let mut cfg = cfg;
+    let (specs, config_version) = newest_membership(&cfg, &tree, &rec.entries);
+    if config_version > 0 {
+        tracing::info!(
+            version = format_args!("{config_version:#x}"),
+            "using the membership a reconfig committed"
+        );
+        cfg.servers = specs;
+    }
+    if !cfg.servers.iter().any(|s| s.id == id) {
+        anyhow::bail!("myid is {id} but the configuration has no server.{id}");
+    }
+    let config_text = Bytes::from(cfg.membership_text(config_version));
+    tree.set_config(config_text.clone());
     let current = dir.read_epoch(CURRENT_EPOCH_FILE)?;
     let accepted = dir.read_epoch(ACCEPTED_EPOCH_FILE)?;
     let updating = dir.snap_dir().join("updatingEpoch").exists();
@@ -588,6 +729,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let settings = Settings::from_config(&cfg, id.min(255) as u8);
     let mut processor = Processor::new(settings.clone(), tree, &sessions, clock(start));
     processor.set_replica(true);
+    processor.set_read_only(cfg.readonly_mode_enabled);
     let membership = Membership::from_specs(&cfg.servers);
     let voters = membership.voters().len();
     let net_cfg = NetConfig {
@@ -599,7 +741,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             sync_limit: cfg.sync_limit as u64,
             log_window: LOG_WINDOW,
         },
-        peers: peers(&cfg),
+        peers: peers(&cfg.servers),
     };
     let observer = cfg
         .servers
@@ -617,6 +759,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let max_per_ip = cfg.max_client_cnxns;
     let purge_every = Duration::from_secs(cfg.purge_interval_hours as u64 * 3600);
     let retain = cfg.snap_retain_count;
+    let read_only_allowed = cfg.readonly_mode_enabled;
     // The tree only holds committed txns: replies may go out at once.
     let (_released_tx, released) = watch::channel(i64::MAX);
     let core = Core {
@@ -645,6 +788,11 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             syncs_in: VecDeque::new(),
             leading_since: None,
             voters,
+            config_text,
+            config_version,
+            read_only_allowed,
+            // Looking at first: read-only until in a quorum, if allowed.
+            read_only: read_only_allowed,
         }),
     };
     let quorum = QuorumServer::start_replica(net_cfg, storage, core)
@@ -670,7 +818,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             }
         });
     }
-    let accept = super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
+    let accept =
+        super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
     let stopping = Arc::new(AtomicBool::new(false));
     tokio::select! {
         r = accept => r?,

@@ -414,7 +414,10 @@ impl DataDir {
     /// Writes an epoch file atomically (temp file, fsync, rename).
     pub fn write_epoch(&self, name: &str, epoch: i64) -> Result<(), StorageError> {
         let tmp = self.snap_dir.join(format!("{name}.tmp"));
-        write_synced(&tmp, crate::quorum::zab::format_epoch_file(epoch).as_bytes())?;
+        write_synced(
+            &tmp,
+            crate::quorum::zab::format_epoch_file(epoch).as_bytes(),
+        )?;
         let dest = self.snap_dir.join(name);
         fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
         sync_dir(&self.snap_dir)

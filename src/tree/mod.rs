@@ -201,6 +201,16 @@ impl DataTree {
         t
     }
 
+    /// Sets what `/zookeeper/config` holds: the ensemble's membership, as
+    /// ZooKeeper writes it there from its configuration (not a txn).
+    pub fn set_config(&mut self, data: Bytes) {
+        if let Some(n) = self.nodes.get_mut(CONFIG) {
+            let old = n.data.len() as u64;
+            n.data = data;
+            self.data_size = self.data_size + n.data.len() as u64 - old;
+        }
+    }
+
     /// A tree with no nodes at all, to be filled from a snapshot.
     pub fn empty() -> DataTree {
         DataTree {

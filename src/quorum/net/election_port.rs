@@ -19,8 +19,8 @@
 //! [`Input`]s. Only sockets, framing and this rule live here; what to send
 //! is the election core's business.
 
-use std::collections::BTreeMap;
 use super::Endpoint;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,33 +102,59 @@ pub(super) fn start(
         if sid == me {
             continue;
         }
-        let (inbound, inbound_rx) = mpsc::unbounded_channel();
-        let peer = Arc::new(ElectionPeer {
-            sid,
-            addr: addr.clone(),
-            pending: Mutex::new(None),
-            connect_requested: Mutex::new(false),
-            wake: Notify::new(),
-            inbound,
-        });
-        tasks.spawn(peer_task(
-            me,
-            my_addr.clone(),
-            peer.clone(),
-            inbound_rx,
-            events.clone(),
-            tasks.clone(),
-        ));
+        let peer = add_peer(me, &my_addr, sid, addr.clone(), &events, tasks);
         out.insert(sid, peer);
     }
-    tasks.spawn(accept_loop(me, listener, out.clone(), tasks.clone()));
+    tasks.spawn(accept_loop(me, listener, out.clone(), events, tasks.clone()));
     out
+}
+
+/// Starts the task for one more peer (configured later by a reconfig, or
+/// one that connected to us first).
+pub(super) fn add_peer(
+    me: ServerId,
+    my_addr: &Endpoint,
+    sid: ServerId,
+    addr: Endpoint,
+    events: &mpsc::UnboundedSender<Event>,
+    tasks: &Tasks,
+) -> Arc<ElectionPeer> {
+    let (inbound, inbound_rx) = mpsc::unbounded_channel();
+    let peer = Arc::new(ElectionPeer {
+        sid,
+        addr,
+        pending: Mutex::new(None),
+        connect_requested: Mutex::new(false),
+        wake: Notify::new(),
+        inbound,
+    });
+    tasks.spawn(peer_task(
+        me,
+        my_addr.clone(),
+        peer.clone(),
+        inbound_rx,
+        events.clone(),
+        tasks.clone(),
+    ));
+    peer
+}
+
+/// Hands a connection from `sid` to its peer task, or, when it is the
+/// lower sid, closes it and connects back (the higher-sid rule).
+pub(super) fn route(me: ServerId, peer: &ElectionPeer, stream: TcpStream) {
+    if election_connection_kept(peer.sid as i64, me as i64) {
+        let _ = peer.inbound.send(stream);
+    } else {
+        drop(stream);
+        peer.request_connect();
+    }
 }
 
 async fn accept_loop(
     me: ServerId,
     listener: TcpListener,
     peers: BTreeMap<ServerId, Arc<ElectionPeer>>,
+    events: mpsc::UnboundedSender<Event>,
     tasks: Tasks,
 ) {
     loop {
@@ -141,6 +167,7 @@ async fn accept_loop(
             }
         };
         let peers = peers.clone();
+        let events = events.clone();
         tasks.spawn(async move {
             let hello = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await
             {
@@ -158,16 +185,18 @@ async fn accept_loop(
             let Ok(sid) = ServerId::try_from(msg.sid) else {
                 return;
             };
-            let Some(peer) = peers.get(&sid) else {
-                tracing::info!(server = me, sid, "election connection from an unknown sid");
-                return;
-            };
-            if election_connection_kept(msg.sid, me as i64) {
-                let _ = peer.inbound.send(stream);
-            } else {
-                // The lower sid loses: close its connection, connect back.
-                drop(stream);
-                peer.request_connect();
+            match peers.get(&sid) {
+                Some(peer) => route(me, peer, stream),
+                // Not configured here (yet): a server joining the ensemble,
+                // or one a reconfig added. The node task decides.
+                None if sid != me => {
+                    let _ = events.send(Event::NewPeer {
+                        sid,
+                        addr: msg.addresses.first().cloned().unwrap_or_default(),
+                        stream,
+                    });
+                }
+                None => {}
             }
         });
     }
