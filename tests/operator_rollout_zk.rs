@@ -1,26 +1,30 @@
 //! Local rollout simulation: the rollout planner drives REAL ZooKeeper server processes
-//! through a config change (rolling restart), a scale 3 → 5 → 3 and a leader loss, under a
-//! continuous write load, and no acknowledged write may be lost.
+//! through config changes (rolling restarts), a scale 3 → 5 → 3 (again 3 → 5 on the kept
+//! PVCs of the removed members, then 5 → 3 deleting them) and leader losses, under a
+//! continuous write load, and no acknowledged write may be lost. Config change and leader
+//! loss run [`ROUNDS`] times, scaling once.
 //!
 //! The processes stand in for the StatefulSet's pods: "deleting a pod" stops the process
 //! (SIGTERM) and starts it again with the current zoo.cfg (the ConfigMap) and template, a
-//! "PVC" is the server's data directory. Member roles come from `srvr` through the
-//! operator's own parser, the committed membership from `/zookeeper/config` and membership
-//! changes go through `reconfig`, both via the operator's production [`ZkAdmin`].
+//! "PVC" is the server's data directory, a process that exits on its own is restarted (the
+//! kubelet) and the third such exit fails the test. Member roles come from `srvr` through
+//! the operator's own parser, the committed membership from `/zookeeper/config` and
+//! membership changes go through `reconfig`, both via the operator's production [`ZkAdmin`].
 //!
-//! Two targets share the harness, one test each (`RZK_TEST_TARGET=apache|rzk` runs only one):
+//! Two targets share the harness, one test each (`RZK_TEST_TARGET=apache|rzk` runs only one;
+//! unset runs both, one after the other):
 //! - Apache ZooKeeper 3.8 from Debian's `zookeeper` package. Without
 //!   `/usr/share/java/zookeeper.jar` that test says so and passes without checking;
 //!   `RZK_REQUIRE_ZOOKEEPER=1` turns that into a failure (for CI).
 //! - `rzk server` (this crate's binary). Readiness comes from each node's `/health/ready`
-//!   on its own admin port, as the pod's readiness probe has it. rzk has no `reconfig` yet,
-//!   so the scaling phase is skipped for it (see [`RZK_HAS_RECONFIG`]).
+//!   on its own admin port, as the pod's readiness probe has it. What rzk cannot do yet is
+//!   worked around or skipped with a `SKIP` line, one switch each (see [`Caps`]).
 //!
 //! Besides "no acknowledged write lost", the writer's history (creates, sets and reads) goes
 //! through the ZooKeeper-aware checker in `tests/common/history.rs`, and every restart the
 //! planner orders is checked against the leader's own `mntr` (`zk_synced_followers`): a
-//! synced quorum must remain without the restarted member. Server logs of a failed run are
-//! kept (the path is printed).
+//! synced quorum must remain without the restarted member. Server logs of a failed run (or
+//! of any run with `RZK_KEEP_LOGS=1`) are kept; the path is printed.
 
 mod common;
 
@@ -41,9 +45,36 @@ use tokio::sync::Mutex;
 const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 const MAX_SERVERS: u32 = 5;
 
-/// rzk answers `reconfig` with ReconfigDisabled/Unimplemented today. Set this to true once it
-/// implements it: the scaling phase (3 → 5 → 3, twice) then runs against rzk too.
-const RZK_HAS_RECONFIG: bool = false;
+/// What a server can do that the phases need. Each rzk entry is a one-line switch: set it to
+/// true once rzk can, and the phase that needs it runs against rzk too.
+struct Caps {
+    /// Membership changes through `reconfig`: the scaling phase (3 → 5 → 3).
+    reconfig: bool,
+    /// `skipACL=yes` lets the operator's unauthenticated [`ZkAdmin::reconfig`] through.
+    /// rzk accepts the key but ignores it, so reconfig is refused ("not authorized":
+    /// `/zookeeper/config` is read-only to the world); meanwhile the rzk variant sends the
+    /// same request authenticated as the super user (a `superDigest` in its zoo.cfg).
+    skip_acl: bool,
+    /// A member removed by reconfig whose data dir is kept (reclaimPolicy Retain) rejoins
+    /// when the spec grows again: its pod starts with a zoo.cfg listing it as an observer
+    /// while its own log holds the newer reconfig that removed it. rzk prefers the logged
+    /// membership and exits ("myid is 4 but the configuration has no server.4").
+    rejoin_on_stale_data: bool,
+}
+
+const APACHE: Caps = Caps {
+    reconfig: true,
+    skip_acl: true,
+    rejoin_on_stale_data: true,
+};
+
+const RZK: Caps = Caps {
+    reconfig: true,
+    skip_acl: false,
+    rejoin_on_stale_data: false,
+};
+
+const SUPER: &str = "super:rollout";
 
 /// The server the harness runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +91,10 @@ impl Target {
         }
     }
 
-    /// Membership changes through `reconfig` (the scaling phase needs them).
-    fn has_reconfig(self) -> bool {
+    fn caps(self) -> &'static Caps {
         match self {
-            Target::Apache => true,
-            Target::Rzk => RZK_HAS_RECONFIG,
+            Target::Apache => &APACHE,
+            Target::Rzk => &RZK,
         }
     }
 
@@ -81,7 +111,7 @@ impl Target {
 const ROUNDS: u32 = 2;
 
 /// One test at a time: each runs up to five servers plus a write load on a small machine.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 #[derive(Clone, Copy)]
 struct Ports {
@@ -95,8 +125,6 @@ struct Ports {
 struct Proc {
     child: Child,
     hash: String,
-    /// The membership its zoo.cfg lists.
-    members: Vec<Member>,
 }
 
 /// One RestartPod the planner ordered.
@@ -127,14 +155,13 @@ struct Harness {
     log: Vec<String>,
     /// reclaimPolicy Delete.
     delete_pvcs: bool,
-    /// Observations in which the leader's `/zookeeper/config` was empty and the planner was
-    /// given the static zoo.cfg membership instead (rzk only).
-    config_fallbacks: usize,
     /// rzk: observations where `/health/ready` and `srvr` disagreed (they are read one after
     /// the other, so a transition may fall between them).
     ready_mismatches: Vec<String>,
     /// The longest a server took to exit on SIGTERM.
     slowest_stop: Duration,
+    /// Exits nobody asked for, per ordinal.
+    crashes: BTreeMap<u32, usize>,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -211,9 +238,9 @@ impl Harness {
             restarts: vec![],
             log: vec![],
             delete_pvcs: true,
-            config_fallbacks: 0,
             ready_mismatches: vec![],
             slowest_stop: Duration::ZERO,
+            crashes: BTreeMap::new(),
         }
     }
 
@@ -255,6 +282,12 @@ impl Harness {
             dir.display(),
             if hash == "v1" { 60 } else { 61 }
         );
+        if !self.target.caps().skip_acl {
+            cfg.push_str(&format!(
+                "DigestAuthenticationProvider.superDigest={}\n",
+                rzk::tree::acl::digest(SUPER)
+            ));
+        }
         match self.target {
             Target::Apache => cfg.push_str("admin.enableServer=false\n"),
             Target::Rzk => cfg.push_str(&format!(
@@ -317,7 +350,6 @@ impl Harness {
             Proc {
                 child,
                 hash: self.desired.clone(),
-                members: members.to_vec(),
             },
         );
     }
@@ -369,7 +401,37 @@ impl Harness {
         out
     }
 
+    /// A server that exited on its own is restarted like the kubelet restarts a container
+    /// (the StatefulSet step below starts it again); the third exit fails the test.
+    fn reap_crashed(&mut self) {
+        let exited: Vec<(u32, String)> = self
+            .procs
+            .iter_mut()
+            .filter_map(|(o, p)| {
+                let status = p.child.try_wait().ok().flatten()?;
+                Some((*o, status.to_string()))
+            })
+            .collect();
+        for (o, status) in exited {
+            self.procs.remove(&o);
+            let text = std::fs::read_to_string(self.dir(o).join("server.log")).unwrap_or_default();
+            let last = text.lines().last().unwrap_or("").to_string();
+            self.log
+                .push(format!("ordinal {o} exited on its own ({status}): {last}"));
+            let n = self.crashes.entry(o).or_default();
+            *n += 1;
+            assert!(
+                *n < 3,
+                "{}: ordinal {o} keeps exiting (crash loop), last: {last}\nsteps: {:#?}\n{}",
+                self.target.name(),
+                &self.log[self.log.len().saturating_sub(15)..],
+                self.log_tails()
+            );
+        }
+    }
+
     async fn observe(&mut self) -> (Observed, Option<String>) {
+        self.reap_crashed();
         let mut members = vec![];
         let mut leader = None;
         for (o, p) in &self.procs {
@@ -417,7 +479,7 @@ impl Harness {
                 template_hash: Some(p.hash.clone()),
             });
         }
-        let mut config = match &leader {
+        let config = match &leader {
             Some((_, addr)) => self
                 .admin
                 .config(addr.clone())
@@ -426,15 +488,6 @@ impl Harness {
                 .filter(|c| !c.is_empty()),
             None => None,
         };
-        if config.is_none()
-            && self.target == Target::Rzk
-            && let Some((o, _)) = &leader
-        {
-            // rzk does not publish its membership in /zookeeper/config yet; its membership is
-            // static, so what the leader's zoo.cfg lists is the committed configuration.
-            self.config_fallbacks += 1;
-            config = self.procs.get(o).map(|p| p.members.clone());
-        }
         let observed = Observed {
             desired_hash: self.desired.clone(),
             target: self.spec.clone(),
@@ -475,6 +528,40 @@ impl Harness {
             .filter(|id| self.procs.contains_key(&(*id - 1)))
             .count();
         (alive, voters.len())
+    }
+
+    /// `reconfig` through the operator's [`ZkAdmin`]; as the super user where the server
+    /// does not honour `skipACL` (same request, authenticated).
+    async fn reconfig(
+        &self,
+        addr: String,
+        add: Vec<String>,
+        remove: Vec<u32>,
+    ) -> Result<(), String> {
+        if self.target.caps().skip_acl {
+            return self.admin.reconfig(addr, add, remove).await;
+        }
+        let work = async {
+            let client = zookeeper_client::Client::connector()
+                .with_session_timeout(Duration::from_secs(10))
+                .with_auth("digest", SUPER.as_bytes())
+                .connect(&addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let remove: Vec<String> = remove.iter().map(|id| id.to_string()).collect();
+            let update = zookeeper_client::EnsembleUpdate::Incremental {
+                joinings: add.iter().map(String::as_str),
+                leavings: remove.iter().map(String::as_str),
+            };
+            client
+                .update_ensemble(update, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(30), work)
+            .await
+            .map_err(|_| format!("reconfig through {addr} timed out"))?
     }
 
     /// Before carrying out a restart: the leader itself must report enough synced followers
@@ -595,15 +682,13 @@ impl Harness {
                         role: *role,
                     });
                     let addr = leader.clone().expect("leader for reconfig");
-                    self.admin
-                        .reconfig(addr, vec![line], vec![])
+                    self.reconfig(addr, vec![line], vec![])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig add {id}: {e}"));
                 }
                 Action::RemoveMember { id } => {
                     let addr = leader.clone().expect("leader for reconfig");
-                    self.admin
-                        .reconfig(addr, vec![], vec![*id])
+                    self.reconfig(addr, vec![], vec![*id])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig remove {id}: {e}"));
                 }
@@ -936,7 +1021,8 @@ async fn verify_history(h: &Harness, entries: &[Entry]) -> (usize, usize) {
 }
 
 /// Scale 3 -> 5 -> 3 keeping the PVCs (reclaimPolicy Retain), then 3 -> 5 again on the stale
-/// PVCs of the removed members, then 5 -> 3 deleting them. Needs `reconfig`.
+/// PVCs of the removed members, then 5 -> 3 deleting them (or, without the stale-PVC rejoin,
+/// just deleting them). Needs `reconfig`.
 async fn scaling(h: &mut Harness) {
     h.spec = participants(5);
     h.converge("scale up", Duration::from_secs(240)).await;
@@ -950,11 +1036,18 @@ async fn scaling(h: &mut Harness) {
         h.dir(3).join("version-2").exists() && h.dir(4).join("version-2").exists(),
         "PVCs kept under Retain"
     );
-    h.spec = participants(5);
-    h.converge("scale up on stale PVCs", Duration::from_secs(240))
-        .await;
-    let (obs, _) = h.observe().await;
-    assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
+    if h.target.caps().rejoin_on_stale_data {
+        h.spec = participants(5);
+        h.converge("scale up on stale PVCs", Duration::from_secs(240))
+            .await;
+        let (obs, _) = h.observe().await;
+        assert_eq!(obs.config.as_deref(), Some(&participants(5)[..]));
+    } else {
+        eprintln!(
+            "SKIP scale up on stale PVCs: {} does not rejoin on the data of a removed member",
+            h.target.name()
+        );
+    }
     h.delete_pvcs = true;
     h.spec = participants(3);
     h.converge("scale down", Duration::from_secs(240)).await;
@@ -968,7 +1061,7 @@ async fn scaling(h: &mut Harness) {
 }
 
 async fn rollout(target: Target) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let started = Instant::now();
     let name = target.name();
     let mut h = Harness::new(target);
@@ -979,29 +1072,16 @@ async fn rollout(target: Target) {
     // What the operator reads as the committed membership.
     let text = h.config_text().await;
     eprintln!("{name}: /zookeeper/config after bootstrap: {text:?}");
-    match text.as_deref() {
-        Some(t) if !t.trim().is_empty() => {
-            assert_eq!(
-                parse_config(t),
-                participants(3),
-                "{name}: /zookeeper/config parses to the bootstrap membership"
-            );
-            assert!(
-                t.lines().any(|l| l.starts_with("version=")),
-                "{name}: /zookeeper/config has a version line: {t:?}"
-            );
-        }
-        _ => {
-            assert_eq!(
-                target,
-                Target::Rzk,
-                "apache: /zookeeper/config unreadable or empty"
-            );
-            eprintln!(
-                "NOTE rzk: /zookeeper/config is empty; the planner is given the static zoo.cfg membership"
-            );
-        }
-    }
+    let text = text.unwrap_or_default();
+    assert_eq!(
+        parse_config(&text),
+        participants(3),
+        "{name}: /zookeeper/config parses to the bootstrap membership"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("version=")),
+        "{name}: /zookeeper/config has a version line: {text:?}"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let entries = Arc::new(Mutex::new(Vec::new()));
@@ -1028,7 +1108,7 @@ async fn rollout(target: Target) {
 
         // 2. Scaling, where the server has reconfig.
         if round == 1 {
-            if target.has_reconfig() {
+            if target.caps().reconfig {
                 scaling(&mut h).await;
             } else {
                 eprintln!("SKIP scaling: {name} has no reconfig yet");
@@ -1079,7 +1159,7 @@ async fn rollout(target: Target) {
     eprintln!(
         "{name}: {} acknowledged creates ({writes} acknowledged writes, {ops} operations) \
          none lost, history consistent; {} restarts, each with a synced quorum left: {:?}; \
-         /zookeeper/config fallbacks: {}; /health/ready vs srvr mismatches: {} {:?}; slowest exit on SIGTERM {:.1?}; took {:.0?}\nsteps:\n{}",
+         /health/ready vs srvr mismatches: {} {:?}; slowest exit on SIGTERM {:.1?}; took {:.0?}\nsteps:\n{}",
         acked_creates(&entries),
         h.restarts.len(),
         h.restarts
@@ -1093,7 +1173,6 @@ async fn rollout(target: Target) {
                 r.voters
             ))
             .collect::<Vec<_>>(),
-        h.config_fallbacks,
         h.ready_mismatches.len(),
         &h.ready_mismatches[..h.ready_mismatches.len().min(5)],
         h.slowest_stop,
@@ -1120,7 +1199,7 @@ async fn planner_drives_apache_zookeeper_through_config_change_scaling_and_leade
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn planner_drives_rzk_through_config_change_and_leader_loss() {
+async fn planner_drives_rzk_through_config_change_scaling_and_leader_loss() {
     if !Target::Rzk.selected() {
         eprintln!("SKIPPED: RZK_TEST_TARGET selects another target");
         return;
