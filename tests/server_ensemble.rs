@@ -356,3 +356,184 @@ fn a_server_cut_off_serves_read_only_clients() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A reconfig through a client authenticated as the super user.
+async fn reconfig(
+    addr: &str,
+    joining: &[&str],
+    leaving: &[&str],
+    version: Option<i64>,
+) -> Result<String, zk::Error> {
+    let c = zk::Client::connector()
+        .with_auth("digest", b"super:secret")
+        .connect(addr)
+        .await
+        .unwrap();
+    let update = if joining.is_empty() && leaving.is_empty() {
+        zk::EnsembleUpdate::New {
+            ensemble: [].iter().copied(),
+        }
+    } else {
+        zk::EnsembleUpdate::Incremental {
+            joinings: joining.iter().copied(),
+            leavings: leaving.iter().copied(),
+        }
+    };
+    c.update_ensemble(update, version)
+        .await
+        .map(|(data, _)| String::from_utf8(data).unwrap())
+}
+
+fn config_version(text: &str) -> i64 {
+    let v = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap();
+    i64::from_str_radix(v, 16).unwrap()
+}
+
+#[test]
+fn reconfig_promotes_a_new_observer_and_removes_the_leader() {
+    let digest = rzk::tree::acl::digest("super:secret");
+    let extra =
+        format!("reconfigEnabled=true\nDigestAuthenticationProvider.superDigest={digest}\n");
+    let mut e = Ensemble::start(3, 0, &extra);
+    let leader = e.wait_serving();
+    // A fourth server starts as an observer the others do not know yet.
+    let (c4, q4, e4) = (free_port(), free_port(), free_port());
+    let line4 = format!("server.4=127.0.0.1:{q4}:{e4}:observer;127.0.0.1:{c4}");
+    let dir4 = e._tmp.path().join("n4");
+    std::fs::create_dir_all(dir4.join("data")).unwrap();
+    std::fs::write(dir4.join("data/myid"), "4\n").unwrap();
+    let extra4 = format!("{}{line4}\n", e.nodes[0].extra);
+    e.nodes.push(Node {
+        server: None,
+        dir: dir4,
+        port: c4,
+        extra: extra4,
+    });
+    e.start_node(3);
+    e.wait_serving();
+    assert_eq!(e.mode(3), "observer");
+    runtime().block_on(async {
+        // Without the super user's identity: refused.
+        let anon = zk::Client::connect(&e.addr(0)).await.unwrap();
+        let denied = anon
+            .update_ensemble(
+                zk::EnsembleUpdate::Incremental {
+                    joinings: [line4.as_str()].iter().copied(),
+                    leavings: [].iter().copied(),
+                },
+                None,
+            )
+            .await;
+        assert_eq!(denied.unwrap_err(), zk::Error::NoAuth);
+        // A stale version is refused.
+        let (config, _) = anon.get_data("/zookeeper/config").await.unwrap();
+        let v0 = config_version(&String::from_utf8(config).unwrap());
+        let participant = line4.replace(":observer", ":participant");
+        assert_eq!(
+            reconfig(&e.addr(1), &[&participant], &[], Some(v0 + 1))
+                .await
+                .unwrap_err(),
+            zk::Error::BadVersion
+        );
+        // A configuration whose voters are nowhere to be seen: refused.
+        assert_eq!(
+            reconfig(
+                &e.addr(1),
+                &[
+                    "server.9=127.0.0.1:1:2:participant;127.0.0.1:3",
+                    "server.8=127.0.0.1:4:5:participant;127.0.0.1:6",
+                    "server.7=127.0.0.1:7:8:participant;127.0.0.1:9",
+                    "server.6=127.0.0.1:10:11:participant;127.0.0.1:12"
+                ],
+                &[],
+                None
+            )
+            .await
+            .unwrap_err(),
+            zk::Error::UnexpectedErrorCode(-13) // NewConfigNoQuorum
+        );
+        // Promote the observer to a participant.
+        let text = reconfig(&e.addr(1), &[&participant], &[], Some(v0))
+            .await
+            .unwrap();
+        assert!(
+            text.contains("server.4=") && text.contains(":participant;127.0.0.1"),
+            "{text}"
+        );
+        assert!(config_version(&text) > v0);
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while e.mode(3) != "follower" {
+        assert!(
+            Instant::now() < deadline,
+            "server 4 never became a follower\n{}",
+            e.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mntr = four_letter(e.nodes[leader].port, "mntr");
+    assert!(mntr.contains("zk_quorum_size\t4"), "{mntr}");
+    // Remove the leader: the other three elect a new one and go on.
+    let leader_id = (leader + 1).to_string();
+    runtime().block_on(async {
+        let other = (leader + 1) % 3;
+        let text = reconfig(&e.addr(other), &[], &[&leader_id], None)
+            .await
+            .unwrap();
+        assert!(!text.contains(&format!("server.{leader_id}=")), "{text}");
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let modes: Vec<String> = (0..4).filter(|i| *i != leader).map(|i| e.mode(i)).collect();
+        if modes.iter().filter(|m| *m == "leader").count() == 1
+            && modes.iter().all(|m| m == "leader" || m == "follower")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader among the rest: {modes:?}\n{}",
+            e.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Server 4 restarts on its old zoo.cfg (observer) but its data holds
+    // the newer membership: it comes back as a participant.
+    e.kill(3);
+    e.start_node(3);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !["leader", "follower"].contains(&e.mode(3).as_str()) {
+        assert!(
+            Instant::now() < deadline,
+            "server 4 did not come back as a participant\n{}",
+            e.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    runtime().block_on(async {
+        let c = zk::Client::connect(&e.addr(3)).await.unwrap();
+        c.create("/after-reconfig", b"", &persistent())
+            .await
+            .unwrap();
+        let (config, _) = c.get_data("/zookeeper/config").await.unwrap();
+        let config = String::from_utf8(config).unwrap();
+        assert_eq!(
+            config.lines().filter(|l| l.starts_with("server.")).count(),
+            3,
+            "{config}"
+        );
+        let dynamic: Vec<_> = std::fs::read_dir(e.nodes[3].dir.join("data"))
+            .unwrap()
+            .filter_map(|d| d.ok())
+            .filter(|d| {
+                d.file_name()
+                    .to_string_lossy()
+                    .starts_with("zoo.cfg.dynamic.")
+            })
+            .collect();
+        assert!(!dynamic.is_empty(), "no dynamic config file written");
+    });
+}

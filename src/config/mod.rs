@@ -64,6 +64,8 @@ pub struct Config {
     pub jute_max_buffer: usize,
     /// `user:base64(sha1(user:password))` of the super user.
     pub super_digest: Option<String>,
+    /// skipACL=yes: no ACL checks at all (ZooKeeper's zookeeper.skipACL).
+    pub skip_acl: bool,
     pub servers: Vec<ServerSpec>,
     pub reconfig_enabled: bool,
     pub standalone_enabled: bool,
@@ -106,6 +108,7 @@ impl Default for Config {
             container_max_per_minute: 10_000,
             jute_max_buffer: 0xfffff,
             super_digest: None,
+            skip_acl: false,
             servers: Vec::new(),
             reconfig_enabled: false,
             standalone_enabled: true,
@@ -201,7 +204,11 @@ pub fn format_membership(specs: &[ServerSpec], version: i64) -> String {
 pub fn parse_membership(text: &str) -> Result<(Vec<ServerSpec>, i64), ConfigError> {
     let mut specs: Vec<ServerSpec> = Vec::new();
     let mut version = 0;
-    for entry in text.split(['\n', ',']).map(str::trim).filter(|e| !e.is_empty()) {
+    for entry in text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
         let (key, value) = entry
             .split_once('=')
             .ok_or_else(|| bad(entry, entry, "expected key=value"))?;
@@ -353,6 +360,11 @@ impl Config {
                 "metricsProvider.httpHost" => c.metrics_host = value.to_string(),
                 "metricsProvider.httpPort" => c.metrics_port = port(key, value)?,
                 "admin.enableServer" => c.admin_enabled = boolean(key, value)?,
+                // ZooKeeper's zookeeper.skipACL: "yes" turns every ACL check off.
+                "skipACL" => {
+                    c.skip_acl = value.trim().eq_ignore_ascii_case("yes")
+                        || boolean(key, value).unwrap_or(false)
+                }
                 "admin.serverAddress" => c.admin_address = value.to_string(),
                 "admin.serverPort" => c.admin_port = port(key, value)?,
                 "admin.snapshot.enabled" => c.admin_snapshot_enabled = boolean(key, value)?,
@@ -361,7 +373,6 @@ impl Config {
                 | "quorumListenOnAllIPs"
                 | "preAllocSize"
                 | "globalOutstandingLimit"
-                | "skipACL"
                 | "syncEnabled"
                 | "peerType"
                 | "dynamicConfigFile"

@@ -36,6 +36,7 @@ pub struct Settings {
     pub tick_time: u32,
     pub extended_types: bool,
     pub super_digest: Option<String>,
+    pub skip_acl: bool,
     pub reconfig_enabled: bool,
     pub snap_count: u64,
     pub container_check_interval_ms: u64,
@@ -51,6 +52,7 @@ impl Settings {
             tick_time: c.tick_time,
             extended_types: c.extended_types_enabled,
             super_digest: c.super_digest.clone(),
+            skip_acl: c.skip_acl,
             reconfig_enabled: c.reconfig_enabled,
             snap_count: c.snap_count,
             container_check_interval_ms: c.container_check_interval_ms,
@@ -1057,7 +1059,7 @@ impl Processor {
     }
 
     fn require(&self, auth: &[Id], node: &tree::Node, perm: i32) -> Res<()> {
-        if acl::allowed(&self.tree.acl_of(node), perm, auth) {
+        if self.settings.skip_acl || acl::allowed(&self.tree.acl_of(node), perm, auth) {
             Ok(())
         } else {
             fail(ErrorCode::NoAuth)
@@ -1437,7 +1439,9 @@ fn write_result(op: OpCode, applied: tree::Applied, config: Option<Bytes>) -> Re
     }
     Ok(match op {
         // The new configuration and its node's stat, as a getData reply.
-        OpCode::Reconfig => Response::Data(config.unwrap_or_default(), applied.stat.unwrap_or_default()),
+        OpCode::Reconfig => {
+            Response::Data(config.unwrap_or_default(), applied.stat.unwrap_or_default())
+        }
         OpCode::Create => Response::Create(applied.path),
         OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
             Response::Create2(applied.path, applied.stat.unwrap_or_default())
@@ -1514,6 +1518,7 @@ pub mod fuzzing {
             tick_time: 2000,
             extended_types: true,
             super_digest: None,
+            skip_acl: false,
             reconfig_enabled: false,
             snap_count: 100,
             container_check_interval_ms: 10,

@@ -26,7 +26,8 @@ impl Processor {
         // by its read-only ACL) may reconfigure.
         self.require(auth, node, perms::WRITE)?;
         let text = String::from_utf8_lossy(&node.data).to_string();
-        let (current, version) = config::parse_membership(&text).map_err(|_| ErrorCode::SystemError)?;
+        let (current, version) =
+            config::parse_membership(&text).map_err(|_| ErrorCode::SystemError)?;
         if current.is_empty() {
             // Standalone: nothing to reconfigure.
             return fail(ErrorCode::Unimplemented);
@@ -40,12 +41,17 @@ impl Processor {
                 .0
         } else {
             let mut m: Vec<ServerSpec> = current.clone();
-            for id in r.leaving_servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            for id in r
+                .leaving_servers
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 let id: u64 = id.parse().map_err(|_| ErrorCode::BadArguments)?;
                 m.retain(|s| s.id != id);
             }
-            let (joining, _) =
-                config::parse_membership(&r.joining_servers).map_err(|_| ErrorCode::BadArguments)?;
+            let (joining, _) = config::parse_membership(&r.joining_servers)
+                .map_err(|_| ErrorCode::BadArguments)?;
             for j in joining {
                 m.retain(|s| s.id != j.id);
                 m.push(j);

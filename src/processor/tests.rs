@@ -10,6 +10,7 @@ fn settings() -> Settings {
         tick_time: 2000,
         extended_types: true,
         super_digest: Some(acl::digest("super:test")),
+        skip_acl: false,
         reconfig_enabled: false,
         snap_count: 100_000,
         container_check_interval_ms: 1000,

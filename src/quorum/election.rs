@@ -188,6 +188,16 @@ impl Election {
         self.next_timeout_at = now + self.notification_timeout_ms;
         let mut out = Vec::new();
         self.send_notifications(&mut out);
+        // A one-voter ensemble: our own vote is the quorum.
+        let target = Received {
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            state: ServerState::Looking,
+            version: NOTIFICATION_VERSION,
+        };
+        if self.has_quorum(&self.recv_set, &target) {
+            self.finalize_at = Some(now + self.cfg.finalize_wait_ms);
+        }
         out
     }
 

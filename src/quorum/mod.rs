@@ -29,7 +29,7 @@
 //! May touch: `jute`, `proto::records` (the `Id` record), `config` types.
 //! Nothing here but [`net`] opens sockets, reads clocks or touches files.
 //!
-//! ## The shell contract (for the networking layer to come)
+//! ## The shell contract (what [`net`] does)
 //! Execute a [`node::Node`]'s actions in order. `Persist` writes go to the
 //! txn log and the `acceptedEpoch`/`currentEpoch` files (ASCII longs in the
 //! snapshot dir, as ZooKeeper writes them) in the order given; report
@@ -83,15 +83,23 @@
 //! old leader rejoins by DIFF/TRUNC (3) or SNAP (5, small log window); and
 //! a server's two ports checked byte by byte against raw sockets.
 //!
+//! The server ([`crate::server`]'s `ensemble.rs`) runs a [`net::QuorumServer`]
+//! with its request core as the [`net::Replica`]: committed txns go into the
+//! data tree, SNAP carries a real snapshot, followers forward client writes
+//! in REQUEST packets, SYNC answers `sync`, learners report their sessions
+//! in PINGs, and reconfig changes the membership ([`node::Node::reconfigure`],
+//! a quorum of old and new voters for the reconfig proposal, peers added at
+//! runtime, servers not in the configuration joining as non-voting learners).
+//!
 //! ## Not done yet (later work)
-//! Next: wiring [`net`] into `rzk server` — the txn log and epoch files of
-//! `storage` behind [`net::Storage`], `Apply` into the `DataTree`, the real
-//! serialized snapshot after SNAP, forwarding client writes from followers
-//! (REQUEST), SYNC, REVALIDATE, session pings and expiry owned by the
-//! leader; then dynamic reconfiguration (config in notifications and
-//! NEWLEADER, COMMITANDACTIVATE / INFORMANDACTIVATE), read-only mode,
-//! weighted/hierarchical quorums, quorum SASL, and real-process fault tests
-//! (SIGKILL, SIGSTOP, partitions with network namespaces).
+//! A mixed ensemble with Apache ZooKeeper servers (the snapshot after SNAP
+//! is our snapshot file format in one buffer, where ZooKeeper streams its
+//! serialized tree; ZooKeeper's config in NEWLEADER and in notifications is
+//! not sent; REVALIDATE is not used: a reconnecting session is checked
+//! against the committed session table), weighted/hierarchical quorums,
+//! quorum SASL, syncing a learner from the on-disk log beyond the in-memory
+//! window (it gets a SNAP instead), and a removed server stopping: it
+//! rejoins as a non-voting observer of the new ensemble.
 
 pub mod election;
 pub mod net;

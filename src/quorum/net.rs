@@ -12,12 +12,17 @@
 //!   tick task feeds `Input::Tick`; a disk task writes [`Storage`] batches
 //!   and reports `Persisted` only once the batch is durable.
 //!
-//! The applied state in this slice is the list of applied txns
-//! ([`QuorumServer::applied`]), and the snapshot sent with SNAP is that list;
-//! [`MemoryStorage`] keeps the "disk" across a simulated crash.
+//! The applied state is a [`Replica`]'s: `rzk server`'s core, or the list
+//! of applied txns ([`ListReplica`]) in the tests of this layer, whose
+//! "disk" [`MemoryStorage`] survives a simulated crash. Replicas exchange
+//! their own packets (REQUEST, SYNC) through the [`Ctx`] they are handed,
+//! propose txns, and report membership changes; peers named by a new
+//! configuration, or connecting before we know them, get election
+//! connections at runtime.
 //!
 //! May touch: sockets, clocks, the tokio runtime; `quorum::*` cores, `jute`.
-//! Nothing from `server`, `processor` or `storage` yet.
+//! Nothing from `server`, `processor` or `storage`: the replica and the
+//! storage come in through the [`Replica`] and [`Storage`] traits.
 //!
 //! Quorum connections: the leader accepts on its quorum port; a learner
 //! connects when its core sends FOLLOWERINFO/OBSERVERINFO to the elected
@@ -32,14 +37,10 @@
 //! leader refusing writes, and both ports checked byte by byte against raw
 //! sockets), and by the unit tests below.
 //!
-//! Known limits of this slice: channels are unbounded (no backpressure from
-//! a slow disk or peer); the snapshot after SNAP is this slice's list of
-//! txns, not a serialized `DataTree`; no quorum SASL; [`MemoryStorage`] is
-//! the only [`Storage`].
-//!
-//! Next: a [`Storage`] over `storage`'s txn log and the epoch files, `Apply`
-//! into the `DataTree` and the real snapshot stream, then `rzk server` in
-//! quorum mode (forwarded writes, SYNC, sessions owned by the leader).
+//! Known limits: channels are unbounded (no backpressure from a slow disk
+//! or peer); the snapshot after SNAP is one buffer (at most 2 GiB), built in
+//! memory on the node task; no
+//! quorum SASL.
 
 mod election_port;
 mod quorum_port;
@@ -272,7 +273,10 @@ enum CtxRequest {
         new_config: Option<(super::Membership, BTreeMap<ServerId, PeerAddrs>)>,
     },
     Reconfigure(super::Membership, BTreeMap<ServerId, PeerAddrs>),
-    Send { to: ServerId, packet: QuorumPacket },
+    Send {
+        to: ServerId,
+        packet: QuorumPacket,
+    },
     Fail(String),
 }
 
@@ -942,10 +946,20 @@ impl<R: Replica> Shell<R> {
                         .rsplit_once(':')
                         .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
                     else {
-                        tracing::info!(server = self.me, sid, addr, "unknown server announced no usable address");
+                        tracing::info!(
+                            server = self.me,
+                            sid,
+                            addr,
+                            "unknown server announced no usable address"
+                        );
                         return true;
                     };
-                    tracing::info!(server = self.me, sid, addr, "election connection from a server not in our configuration");
+                    tracing::info!(
+                        server = self.me,
+                        sid,
+                        addr,
+                        "election connection from a server not in our configuration"
+                    );
                     self.add_election_peer(sid, Endpoint::new(host, port));
                 }
                 if let Some(p) = self.election.get(&sid) {

@@ -238,8 +238,14 @@ impl Core {
         r.config_text = text.clone();
         r.config_version = version;
         r.voters = m.voters().len();
-        tracing::info!(version = format_args!("{version:#x}"), "new configuration committed");
-        let file = self.cfg.data_dir.join(format!("zoo.cfg.dynamic.{version:x}"));
+        tracing::info!(
+            version = format_args!("{version:#x}"),
+            "new configuration committed"
+        );
+        let file = self
+            .cfg
+            .data_dir
+            .join(format!("zoo.cfg.dynamic.{version:x}"));
         if let Err(e) = std::fs::write(&file, &text[..]) {
             tracing::warn!(file = %file.display(), error = %e, "cannot write the dynamic config file");
         }
@@ -289,8 +295,7 @@ impl Core {
             .get(crate::tree::CONFIG)
             .map(|n| n.data.clone())
             .unwrap_or_default();
-        let newer =
-            membership_of(&theirs).is_some_and(|(_, _, v)| v > self.repl().config_version);
+        let newer = membership_of(&theirs).is_some_and(|(_, _, v)| v > self.repl().config_version);
         if !newer {
             tree.set_config(self.repl().config_text.clone());
         }
@@ -299,7 +304,10 @@ impl Core {
         p.set_replica(true);
         self.p = p;
         self.repl().held.clear();
-        tracing::info!(zxid = format_args!("{zxid:#x}"), "installed the leader's snapshot");
+        tracing::info!(
+            zxid = format_args!("{zxid:#x}"),
+            "installed the leader's snapshot"
+        );
         if newer {
             self.config_committed(theirs, ctx);
         }

@@ -9,10 +9,14 @@
 //!    smaller zxid);
 //! 2. replaying acknowledged writes in zxid order on a model reproduces each
 //!    write's outcome (versions; creates of absent nodes only);
-//! 3. every read returns the value the model had at the read's zxid, never
-//!    older than a write to that key acknowledged before the read began
-//!    (linearizable reads, as a standalone server or read-after-sync gives),
-//!    and a session's reads never go back in time;
+//! 3. every read returns the value the model had at the read's zxid, and
+//!    a session never goes back in time: a read reflects every write to its
+//!    key up to the newest zxid the session has seen (its own acknowledged
+//!    writes and earlier reads). A `Get` (a standalone server, or a read
+//!    preceded by `sync` in the same session, with `invoked` at the sync) is
+//!    also never older than a write to that key acknowledged before it
+//!    began; a `LocalGet` (a read on whatever server the session is on,
+//!    without sync) may be stale in ZooKeeper, so only the session rule holds;
 //! 4. the final state holds every acknowledged write not overwritten later.
 //!
 //! Writes that failed definitely are known not to have happened; writes
@@ -24,19 +28,40 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    Create { key: String, value: Vec<u8> },
-    Set { key: String, value: Vec<u8> },
-    Delete { key: String },
-    Get { key: String },
+    Create {
+        key: String,
+        value: Vec<u8>,
+    },
+    Set {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
+    /// A linearizable read: standalone, or sync + getData.
+    Get {
+        key: String,
+    },
+    /// A read without sync on a replica: may lag, never behind its session.
+    LocalGet {
+        key: String,
+    },
 }
 
 impl Op {
     pub fn key(&self) -> &str {
         match self {
-            Op::Create { key, .. } | Op::Set { key, .. } | Op::Delete { key } | Op::Get { key } => {
-                key
-            }
+            Op::Create { key, .. }
+            | Op::Set { key, .. }
+            | Op::Delete { key }
+            | Op::Get { key }
+            | Op::LocalGet { key } => key,
         }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Get { .. } | Op::LocalGet { .. })
     }
 }
 
@@ -112,7 +137,7 @@ pub fn check(
         let unknown_before = entries.iter().any(|e| {
             e.op.key() == key
                 && e.outcome == Outcome::Unknown
-                && !matches!(e.op, Op::Get { .. })
+                && !e.op.is_read()
                 && e.invoked < w.completed
         });
         let (cur, cur_version) = model.entry(key.clone()).or_insert((None, -1));
@@ -153,7 +178,7 @@ pub fn check(
                 *cur = None;
                 *cur_version = -1;
             }
-            Op::Get { .. } => unreachable!(),
+            Op::Get { .. } | Op::LocalGet { .. } => unreachable!(),
         }
         if !matches!(w.op, Op::Delete { .. }) && *cur_version != version {
             return Err(format!(
@@ -163,23 +188,47 @@ pub fn check(
         }
         history.entry(key).or_default().push((zxid, cur.clone()));
     }
-    // 3. reads.
+    // 3. reads. A session has seen every zxid up to the newest of its own
+    //    acknowledged writes and the mzxids its reads returned.
     let mut session_seen: HashMap<u64, i64> = HashMap::new();
     let mut by_time: Vec<&Entry> = entries.iter().collect();
     by_time.sort_by_key(|e| e.invoked);
-    for r in by_time.iter().filter(|e| matches!(e.op, Op::Get { .. })) {
+    for r in &by_time {
+        if !r.op.is_read() {
+            continue;
+        }
         let Outcome::Read(got) = &r.outcome else {
             continue;
         };
         let key = r.op.key();
         let h = history.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        // The newest write to this key acknowledged before the read began.
-        let floor = writes
+        // What this session had seen when the read began.
+        let seen = session_seen.get(&r.session).copied().unwrap_or(0).max(
+            writes
+                .iter()
+                .filter(|w| w.session == r.session && w.completed <= r.invoked)
+                .map(|w| zxid_of(w))
+                .max()
+                .unwrap_or(0),
+        );
+        // The newest write to this key the read must reflect.
+        let session_floor = h
             .iter()
-            .filter(|w| w.op.key() == key && w.completed < r.invoked)
-            .map(|w| zxid_of(w))
+            .map(|(z, _)| *z)
+            .filter(|z| *z <= seen)
             .max()
             .unwrap_or(0);
+        let acked_floor = if matches!(r.op, Op::Get { .. }) {
+            writes
+                .iter()
+                .filter(|w| w.op.key() == key && w.completed < r.invoked)
+                .map(|w| zxid_of(w))
+                .max()
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        let floor = session_floor.max(acked_floor);
         match got {
             Some((value, mzxid)) => {
                 let at = value_at(h, *mzxid);
@@ -192,19 +241,22 @@ pub fn check(
                     ));
                 }
                 if *mzxid < floor {
+                    if floor == acked_floor {
+                        return Err(format!(
+                            "stale read of {key}: mzxid {mzxid:#x} older than acknowledged write {floor:#x}"
+                        ));
+                    }
                     return Err(format!(
-                        "stale read of {key}: mzxid {mzxid:#x} older than acknowledged write {floor:#x}"
+                        "session {} went back in time on {key}: read mzxid {mzxid:#x}, but it had seen {seen:#x} (write {floor:#x})",
+                        r.session
                     ));
                 }
-                let seen = session_seen.entry(r.session).or_insert(0);
-                if *mzxid < *seen && h.iter().any(|(z, _)| *z > *mzxid && *z <= *seen) {
-                    return Err(format!("session {} went back in time on {key}", r.session));
-                }
-                *seen = (*seen).max(*mzxid);
+                let s = session_seen.entry(r.session).or_insert(0);
+                *s = (*s).max(*mzxid);
             }
             None => {
-                // Absent: the last acknowledged write before the read must
-                // not have left it present, unless a later delete (acked or
+                // Absent: the last acknowledged write at or before the floor
+                // must not have left it present, unless a delete (acked or
                 // unknown) may explain it.
                 if let Some((z, Some(_))) = h.iter().rev().find(|(z, _)| *z <= floor).cloned()
                     && !entries.iter().any(|e| {
@@ -235,7 +287,7 @@ pub fn check(
                             fin.as_ref() == Some(value)
                         }
                         Op::Delete { .. } => fin.is_none(),
-                        Op::Get { .. } => false,
+                        Op::Get { .. } | Op::LocalGet { .. } => false,
                     }
             });
             if !unknown_explains {

@@ -3,7 +3,10 @@
 //! SIGTERM) when done.
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod history;
+pub mod linear;
+pub mod workload;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -105,7 +105,13 @@ pub(super) fn start(
         let peer = add_peer(me, &my_addr, sid, addr.clone(), &events, tasks);
         out.insert(sid, peer);
     }
-    tasks.spawn(accept_loop(me, listener, out.clone(), events, tasks.clone()));
+    tasks.spawn(accept_loop(
+        me,
+        listener,
+        out.clone(),
+        events,
+        tasks.clone(),
+    ));
     out
 }
 

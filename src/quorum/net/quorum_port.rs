@@ -27,8 +27,10 @@ use crate::quorum::wire::{QuorumPacket, ZabMessage};
 
 /// ZooKeeper's snapshot stream signature.
 pub(super) const SNAPSHOT_SIGNATURE: &str = "BenWasHere";
-/// Largest data buffer accepted in one packet or snapshot.
+/// Largest data buffer accepted in one packet.
 const MAX_BUFFER: usize = 64 * 1024 * 1024;
+/// Largest snapshot accepted after SNAP (a jute buffer's limit).
+const MAX_SNAPSHOT: usize = i32::MAX as usize;
 const MAX_AUTHINFO: i32 = 64;
 const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,9 +51,17 @@ impl Drop for QuorumConn {
 }
 
 async fn read_buffer<R: AsyncRead + Unpin>(r: &mut R, raw: &mut Vec<u8>) -> std::io::Result<()> {
+    read_buffer_max(r, raw, MAX_BUFFER).await
+}
+
+async fn read_buffer_max<R: AsyncRead + Unpin>(
+    r: &mut R,
+    raw: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<()> {
     let len = r.read_i32().await?;
     raw.extend_from_slice(&len.to_be_bytes());
-    if len < -1 || len as i64 > MAX_BUFFER as i64 {
+    if len < -1 || len as i64 > max as i64 {
         return Err(invalid(format!("bad buffer length {len}")));
     }
     if len > 0 {
@@ -88,7 +98,7 @@ pub(super) async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Res
 /// Reads the snapshot that follows a SNAP packet.
 async fn read_snapshot<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Bytes> {
     let mut raw = Vec::new();
-    read_buffer(r, &mut raw).await?;
+    read_buffer_max(r, &mut raw, MAX_SNAPSHOT).await?;
     let mut sig = Vec::new();
     read_buffer(r, &mut sig).await?;
     if sig.get(4..) != Some(SNAPSHOT_SIGNATURE.as_bytes()) {
