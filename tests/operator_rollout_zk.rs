@@ -18,7 +18,7 @@
 //!   `RZK_REQUIRE_ZOOKEEPER=1` turns that into a failure (for CI).
 //! - `rzk server` (this crate's binary). Readiness comes from each node's `/health/ready`
 //!   on its own admin port, as the pod's readiness probe has it. What rzk cannot do yet is
-//!   worked around or skipped with a `SKIP` line, one switch each (see [`Caps`]).
+//!   skipped with a `SKIP` line, one switch each (see [`Caps`]).
 //!
 //! Besides "no acknowledged write lost", the writer's history (creates, sets and reads) goes
 //! through the ZooKeeper-aware checker in `tests/common/history.rs`, and every restart the
@@ -50,11 +50,6 @@ const MAX_SERVERS: u32 = 5;
 struct Caps {
     /// Membership changes through `reconfig`: the scaling phase (3 → 5 → 3).
     reconfig: bool,
-    /// `skipACL=yes` lets the operator's unauthenticated [`ZkAdmin::reconfig`] through.
-    /// rzk accepts the key but ignores it, so reconfig is refused ("not authorized":
-    /// `/zookeeper/config` is read-only to the world); meanwhile the rzk variant sends the
-    /// same request authenticated as the super user (a `superDigest` in its zoo.cfg).
-    skip_acl: bool,
     /// A member removed by reconfig whose data dir is kept (reclaimPolicy Retain) rejoins
     /// when the spec grows again: its pod starts with a zoo.cfg listing it as an observer
     /// while its own log holds the newer reconfig that removed it. rzk prefers the logged
@@ -64,17 +59,13 @@ struct Caps {
 
 const APACHE: Caps = Caps {
     reconfig: true,
-    skip_acl: true,
     rejoin_on_stale_data: true,
 };
 
 const RZK: Caps = Caps {
     reconfig: true,
-    skip_acl: false,
     rejoin_on_stale_data: false,
 };
-
-const SUPER: &str = "super:rollout";
 
 /// The server the harness runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,12 +273,6 @@ impl Harness {
             dir.display(),
             if hash == "v1" { 60 } else { 61 }
         );
-        if !self.target.caps().skip_acl {
-            cfg.push_str(&format!(
-                "DigestAuthenticationProvider.superDigest={}\n",
-                rzk::tree::acl::digest(SUPER)
-            ));
-        }
         match self.target {
             Target::Apache => cfg.push_str("admin.enableServer=false\n"),
             Target::Rzk => cfg.push_str(&format!(
@@ -530,40 +515,6 @@ impl Harness {
         (alive, voters.len())
     }
 
-    /// `reconfig` through the operator's [`ZkAdmin`]; as the super user where the server
-    /// does not honour `skipACL` (same request, authenticated).
-    async fn reconfig(
-        &self,
-        addr: String,
-        add: Vec<String>,
-        remove: Vec<u32>,
-    ) -> Result<(), String> {
-        if self.target.caps().skip_acl {
-            return self.admin.reconfig(addr, add, remove).await;
-        }
-        let work = async {
-            let client = zookeeper_client::Client::connector()
-                .with_session_timeout(Duration::from_secs(10))
-                .with_auth("digest", SUPER.as_bytes())
-                .connect(&addr)
-                .await
-                .map_err(|e| e.to_string())?;
-            let remove: Vec<String> = remove.iter().map(|id| id.to_string()).collect();
-            let update = zookeeper_client::EnsembleUpdate::Incremental {
-                joinings: add.iter().map(String::as_str),
-                leavings: remove.iter().map(String::as_str),
-            };
-            client
-                .update_ensemble(update, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        };
-        tokio::time::timeout(Duration::from_secs(30), work)
-            .await
-            .map_err(|_| format!("reconfig through {addr} timed out"))?
-    }
-
     /// Before carrying out a restart: the leader itself must report enough synced followers
     /// that the voters left without `ordinal` are a majority. Read a few times (the planner
     /// read `srvr` a moment ago; `mntr` is a separate snapshot); returns (synced voters,
@@ -682,13 +633,15 @@ impl Harness {
                         role: *role,
                     });
                     let addr = leader.clone().expect("leader for reconfig");
-                    self.reconfig(addr, vec![line], vec![])
+                    self.admin
+                        .reconfig(addr, vec![line], vec![])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig add {id}: {e}"));
                 }
                 Action::RemoveMember { id } => {
                     let addr = leader.clone().expect("leader for reconfig");
-                    self.reconfig(addr, vec![], vec![*id])
+                    self.admin
+                        .reconfig(addr, vec![], vec![*id])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig remove {id}: {e}"));
                 }
