@@ -52,8 +52,8 @@ struct Caps {
     reconfig: bool,
     /// A member removed by reconfig whose data dir is kept (reclaimPolicy Retain) rejoins
     /// when the spec grows again: its pod starts with a zoo.cfg listing it as an observer
-    /// while its own log holds the newer reconfig that removed it. rzk prefers the logged
-    /// membership and exits ("myid is 4 but the configuration has no server.4").
+    /// while its own log holds the newer reconfig that removed it (it rejoins as a
+    /// non-voting learner until the reconfig adds it back).
     rejoin_on_stale_data: bool,
 }
 
@@ -64,7 +64,7 @@ const APACHE: Caps = Caps {
 
 const RZK: Caps = Caps {
     reconfig: true,
-    rejoin_on_stale_data: false,
+    rejoin_on_stale_data: true,
 };
 
 /// The server the harness runs.

@@ -42,6 +42,7 @@ use crate::quorum::wire::{PacketType, QuorumPacket};
 use crate::quorum::zab::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, PersistOp, PersistentState};
 use crate::quorum::{Membership, ServerId, Zxid, make_zxid};
 use crate::storage::{DataDir, LogEntry, Recovered, TxnLog, format};
+use anyhow::Context;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -646,8 +647,8 @@ fn newest_membership(
 
 /// The client address: from this server's line if it has one, else
 /// clientPortAddress/clientPort.
-fn client_addr(cfg: &Config, id: u64) -> String {
-    let line = cfg.servers.iter().find(|s| s.id == id);
+fn client_addr(specs: &[ServerSpec], cfg: &Config, id: u64) -> String {
+    let line = specs.iter().find(|s| s.id == id);
     match line.and_then(|s| s.client_port) {
         Some(port) => {
             let host = line
@@ -689,6 +690,15 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     })?;
     let mut cfg = cfg;
     let (specs, config_version) = newest_membership(&cfg, &tree, &rec.entries);
+    // Our own ports: from the membership, or, for a server a reconfig
+    // removed and that comes back, from its zoo.cfg line (it rejoins as a
+    // non-voting learner until a reconfig adds it again).
+    let mine = specs
+        .iter()
+        .chain(cfg.servers.iter())
+        .find(|s| s.id == id)
+        .cloned()
+        .with_context(|| format!("myid is {id} but the configuration has no server.{id}"))?;
     if config_version > 0 {
         tracing::info!(
             version = format_args!("{config_version:#x}"),
@@ -696,8 +706,10 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         );
         cfg.servers = specs;
     }
-    if !cfg.servers.iter().any(|s| s.id == id) {
-        anyhow::bail!("myid is {id} but the configuration has no server.{id}");
+    let mut peer_specs = cfg.servers.clone();
+    if !peer_specs.iter().any(|s| s.id == id) {
+        tracing::info!(id, "not a member of the committed configuration: joining as a non-voting learner");
+        peer_specs.push(mine);
     }
     let config_text = Bytes::from(cfg.membership_text(config_version));
     tree.set_config(config_text.clone());
@@ -749,14 +761,14 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             sync_limit: cfg.sync_limit as u64,
             log_window: LOG_WINDOW,
         },
-        peers: peers(&cfg.servers),
+        peers: peers(&peer_specs),
     };
     let observer = cfg
         .servers
         .iter()
         .any(|s| s.id == id && s.role == Role::Observer);
 
-    let addr = client_addr(&cfg, id);
+    let addr = client_addr(&peer_specs, &cfg, id);
     let listener = TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
