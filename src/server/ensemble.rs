@@ -55,6 +55,11 @@ use tokio::sync::{mpsc, watch};
 /// SNAP (ZooKeeper keeps 500 and can also read its log files).
 const LOG_WINDOW: usize = 5000;
 
+/// Four-letter words ZooKeeper answers only while serving.
+const NEEDS_SERVING: &[&str] = &[
+    "srvr", "stat", "mntr", "cons", "crst", "dump", "wchs", "wchc", "wchp", "dirs",
+];
+
 /// Who asked the leader for a sync.
 #[derive(Debug, Clone, Copy)]
 enum SyncFrom {
@@ -423,6 +428,16 @@ impl Replica for Core {
 
     fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
         self.repl().info = ctx.info;
+        if let CoreMsg::FourLetter { word, .. } = &m
+            && !self.repl().accepting()
+            && NEEDS_SERVING.contains(word)
+        {
+            // As ZooKeeper: these words need a running (serving) server.
+            if let CoreMsg::FourLetter { reply, .. } = m {
+                let _ = reply.send("This ZooKeeper instance is not currently serving requests\n".into());
+            }
+            return;
+        }
         if let CoreMsg::Connect { out, .. } = &m
             && !self.repl().accepting()
         {
