@@ -81,6 +81,8 @@ pub(crate) struct Repl {
     /// The leader's syncs waiting for everything proposed before them.
     syncs_in: VecDeque<(Zxid, SyncFrom)>,
     leading_since: Option<Instant>,
+    /// When this server last started looking for a leader.
+    looking_since: Option<Instant>,
     voters: usize,
     /// readonlymode.enabled: serve read-only clients while looking.
     read_only_allowed: bool,
@@ -413,6 +415,22 @@ impl Replica for Core {
             tracing::info!("cut off from the quorum: serving read-only clients");
         }
         match s {
+            Status::Looking => {
+                self.repl().looking_since.get_or_insert_with(Instant::now);
+            }
+            Status::Leading { .. } | Status::Serving { .. } => {
+                if let Some(t) = self.repl().looking_since.take() {
+                    // election_time: from looking to serving in a quorum.
+                    self.stats.recorder.election_finished(t.elapsed());
+                    tracing::info!(
+                        ms = t.elapsed().as_millis() as u64,
+                        "election and sync done"
+                    );
+                }
+            }
+            _ => {}
+        }
+        match s {
             Status::LeaderElect { .. } => self.flush_held(ctx),
             Status::Leading { epoch } => {
                 self.flush_held(ctx);
@@ -434,7 +452,8 @@ impl Replica for Core {
         {
             // As ZooKeeper: these words need a running (serving) server.
             if let CoreMsg::FourLetter { reply, .. } = m {
-                let _ = reply.send("This ZooKeeper instance is not currently serving requests\n".into());
+                let _ = reply
+                    .send("This ZooKeeper instance is not currently serving requests\n".into());
             }
             return;
         }
@@ -723,7 +742,10 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     }
     let mut peer_specs = cfg.servers.clone();
     if !peer_specs.iter().any(|s| s.id == id) {
-        tracing::info!(id, "not a member of the committed configuration: joining as a non-voting learner");
+        tracing::info!(
+            id,
+            "not a member of the committed configuration: joining as a non-voting learner"
+        );
         peer_specs.push(mine);
     }
     let config_text = Bytes::from(cfg.membership_text(config_version));
@@ -822,6 +844,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             syncs_out: VecDeque::new(),
             syncs_in: VecDeque::new(),
             leading_since: None,
+            looking_since: Some(Instant::now()),
             voters,
             config_text,
             config_version,
