@@ -537,3 +537,56 @@ fn reconfig_promotes_a_new_observer_and_removes_the_leader() {
         assert!(!dynamic.is_empty(), "no dynamic config file written");
     });
 }
+
+#[test]
+fn a_wiped_server_rejoins_through_a_snapshot_of_the_leader() {
+    // Small snapCount: the servers snapshot often, so after a restart a
+    // leader's in-memory log starts past zero and an empty server can only
+    // be brought up to date with SNAP.
+    let mut e = Ensemble::start(3, 0, "snapCount=20");
+    e.wait_serving();
+    runtime().block_on(async {
+        let c = zk::Client::connect(&e.addr(0)).await.unwrap();
+        c.create("/snap", b"", &persistent()).await.unwrap();
+        for i in 0..120 {
+            c.create(
+                &format!("/snap/n{i}"),
+                format!("{i}").as_bytes(),
+                &persistent(),
+            )
+            .await
+            .unwrap();
+        }
+    });
+    for i in 0..3 {
+        e.kill(i);
+    }
+    // Server 3 loses everything but its myid.
+    let data = e.nodes[2].dir.join("data");
+    for ent in std::fs::read_dir(&data).unwrap().flatten() {
+        if ent.file_name() != "myid" {
+            let p = ent.path();
+            if p.is_dir() {
+                std::fs::remove_dir_all(p).unwrap();
+            } else {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+    for i in 0..3 {
+        e.start_node(i);
+    }
+    e.wait_serving();
+    runtime().block_on(async {
+        let c = zk::Client::connect(&e.addr(2)).await.unwrap();
+        c.sync("/snap").await.unwrap();
+        assert_eq!(c.list_children("/snap").await.unwrap().len(), 120);
+        assert_eq!(c.get_data("/snap/n119").await.unwrap().0, b"119");
+    });
+    let log = std::fs::read_to_string(e.nodes[2].dir.join("server.log")).unwrap();
+    assert!(
+        log.contains("installed the leader's snapshot"),
+        "server 3 was not synced by SNAP:\n{}",
+        e.logs()
+    );
+}

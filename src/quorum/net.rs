@@ -185,28 +185,58 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The snapshot of this slice's applied state: count, then (zxid, txn).
+/// The list of applied txns as a snapshot in ZooKeeper's stream shape
+/// (no sessions, no ACLs, a root node, then one node per txn holding its
+/// zxid and bytes, then the `/` end marker), so it crosses the wire as a
+/// real tree does.
 pub fn encode_snapshot(entries: &[Entry]) -> Vec<u8> {
+    use crate::jute::Record;
     let mut w = Vec::new();
-    w.write_i32(entries.len() as i32);
-    for e in entries {
-        w.write_i64(e.zxid);
-        w.write_buffer(&e.txn);
+    w.write_i32(0);
+    w.write_i32(0);
+    let node = |w: &mut Vec<u8>, path: &str, data: &[u8]| {
+        w.write_string(path);
+        w.write_buffer(data);
+        w.write_i64(-1);
+        crate::proto::records::StatPersisted::default().write(w);
+    };
+    node(&mut w, "", &[]);
+    for (i, e) in entries.iter().enumerate() {
+        let mut data = e.zxid.to_be_bytes().to_vec();
+        data.extend_from_slice(&e.txn);
+        node(&mut w, &format!("/{i}"), &data);
     }
+    w.write_string("/");
     w
 }
 
 pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<Entry>, String> {
+    use crate::jute::Record;
     let mut r = Reader::new(buf);
-    let n = r.read_i32().map_err(|e| e.to_string())?;
-    if n < 0 || n as usize > buf.len() / 12 {
-        return Err(format!("bad snapshot entry count {n}"));
+    let err = |e: crate::jute::JuteError| e.to_string();
+    if r.read_i32().map_err(err)? != 0 || r.read_i32().map_err(err)? != 0 {
+        return Err("a list snapshot has no sessions or ACLs".into());
     }
-    let mut out = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let zxid = r.read_i64().map_err(|e| e.to_string())?;
-        let txn = r.read_buffer().map_err(|e| e.to_string())?;
-        out.push(Entry { zxid, txn });
+    let mut out = Vec::new();
+    loop {
+        let path = r.read_string().map_err(err)?;
+        if path == "/" {
+            break;
+        }
+        let data = r.read_buffer().map_err(err)?;
+        r.read_i64().map_err(err)?;
+        crate::proto::records::StatPersisted::read(&mut r).map_err(err)?;
+        if path.is_empty() {
+            continue;
+        }
+        if data.len() < 8 {
+            return Err(format!("bad entry {path}"));
+        }
+        let zxid = i64::from_be_bytes(data[..8].try_into().expect("8 bytes"));
+        out.push(Entry {
+            zxid,
+            txn: data.slice(8..),
+        });
     }
     Ok(out)
 }
@@ -1113,7 +1143,9 @@ impl<R: Replica> Shell<R> {
                 if let ZabMessage::Snap { zxid } = &z {
                     // The state is exactly at the SNAP zxid: every earlier
                     // Apply has been executed.
-                    bytes.write_buffer(&self.replica.snapshot(*zxid));
+                    // Streamed as ZooKeeper does: the serialized tree
+                    // itself (no length prefix), then the signature.
+                    bytes.extend_from_slice(&self.replica.snapshot(*zxid));
                     bytes.write_string(quorum_port::SNAPSHOT_SIGNATURE);
                 }
                 let starts_learning = matches!(

@@ -242,6 +242,10 @@ impl Core {
         if version <= self.repl().config_version {
             return;
         }
+        if let Ok((specs, _)) = config::parse_membership(&String::from_utf8_lossy(&text)) {
+            // What `conf` and the admin API's voting_view show.
+            self.cfg.servers = specs;
+        }
         let r = self.repl();
         r.config_text = text.clone();
         r.config_version = version;
@@ -290,10 +294,10 @@ impl Core {
 
     /// Replaces the state with a snapshot (a leader's, after SNAP).
     fn install(&mut self, zxid: Zxid, bytes: &[u8], ctx: &mut Ctx) -> Result<(), String> {
-        let decoded =
-            format::decode_snapshot(bytes).map_err(|e| format!("snapshot from the leader: {e}"))?;
+        let snapshot = format::decode_stream_snapshot(bytes)
+            .map_err(|e| format!("snapshot from the leader: {e}"))?;
         let (tree, sessions) = recovery::rebuild(Recovered {
-            snapshot: Some((zxid, decoded.snapshot)),
+            snapshot: Some((zxid, snapshot)),
             entries: Vec::new(),
             last_zxid: zxid,
         })
@@ -372,7 +376,7 @@ impl Replica for Core {
             );
         }
         let snap = recovery::snapshot_of(&self.p.tree, self.p.session_list());
-        format::encode_snapshot_to_vec(&snap, zxid)
+        format::encode_stream_snapshot(&snap)
     }
 
     fn install_snapshot(&mut self, zxid: Zxid, snap: &[u8], ctx: &mut Ctx) -> Result<(), String> {
@@ -599,9 +603,10 @@ impl Storage for DiskStorage {
             PersistOp::InstallSnapshot(z) => {
                 let bytes =
                     snapshot.ok_or_else(|| std::io::Error::other("no snapshot to install"))?;
+                let snap = format::decode_stream_snapshot(bytes).map_err(std::io::Error::other)?;
                 self.restart_log(*z, |dir| {
-                    dir.write_snapshot_bytes(*z, bytes)
-                        .and_then(|()| dir.remove_logs())
+                    dir.write_snapshot(*z, &snap)
+                        .and_then(|_| dir.remove_logs())
                         .map_err(std::io::Error::other)
                 })
             }

@@ -330,22 +330,6 @@ impl DataDir {
         result
     }
 
-    /// Writes `snapshot.<zxid>` from bytes already in the file format (a
-    /// snapshot received from a leader), atomically as `write_snapshot`.
-    pub fn write_snapshot_bytes(&self, zxid: i64, bytes: &[u8]) -> Result<(), StorageError> {
-        let tmp = self.snap_dir.join(temp_snapshot_file_name(zxid));
-        let dest = self.snap_dir.join(snapshot_file_name(zxid));
-        let result = (|| {
-            write_synced(&tmp, bytes)?;
-            fs::rename(&tmp, &dest).map_err(io_err(format!("rename to {}", dest.display())))?;
-            sync_dir(&self.snap_dir)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
     /// Drops every logged txn after `zxid` (ZooKeeper's truncateLog): later
     /// log files are deleted, the one holding `zxid` is cut after it, and
     /// snapshots past it go too.

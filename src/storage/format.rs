@@ -384,28 +384,7 @@ pub fn encode_snapshot<W: Write>(snap: &Snapshot, zxid: i64, out: W) -> io::Resu
     };
     w.put(&encode_file_header(SNAP_MAGIC, SNAP_DBID))?;
     let mut b = Vec::with_capacity(4096);
-    b.write_i32(snap.sessions.len() as i32);
-    for (id, timeout) in &snap.sessions {
-        b.write_i64(*id);
-        b.write_i32(*timeout);
-    }
-    b.write_i32(snap.acls.len() as i32);
-    for (id, acls) in &snap.acls {
-        b.write_i64(*id);
-        b.write_vec(acls);
-    }
-    w.put(&b)?;
-    for node in &snap.nodes {
-        b.clear();
-        b.write_string(&node.path);
-        b.write_buffer(&node.data);
-        b.write_i64(node.acl);
-        node.stat.write(&mut b);
-        w.put(&b)?;
-    }
-    b.clear();
-    b.write_string("/");
-    w.put(&b)?;
+    encode_tree(snap, |chunk| w.put(chunk), &mut b)?;
     w.seal()?;
     b.clear();
     b.write_i64(zxid);
@@ -448,9 +427,68 @@ fn check_seal(
 /// Decodes and verifies a whole snapshot file, as ZooKeeper 3.8 does: the
 /// first seal must match; a digest section is optional, but if present its
 /// seal must match too. Nodes must come parents first, root (`""`) first.
-pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
-    decode_file_header(bytes, SNAP_MAGIC)?;
-    let mut r = Reader::new(&bytes[FILE_HEADER_LEN..]);
+/// Sessions, the ACL cache, the nodes and the `/` end marker: what a
+/// snapshot file holds after its header, and what a leader streams to a
+/// learner after SNAP (ZooKeeper's `serializeSnapshot`). `put` gets it in
+/// chunks (one per node), `b` is scratch space.
+fn encode_tree<E>(
+    snap: &Snapshot,
+    mut put: impl FnMut(&[u8]) -> Result<(), E>,
+    b: &mut Vec<u8>,
+) -> Result<(), E> {
+    b.clear();
+    b.write_i32(snap.sessions.len() as i32);
+    for (id, timeout) in &snap.sessions {
+        b.write_i64(*id);
+        b.write_i32(*timeout);
+    }
+    b.write_i32(snap.acls.len() as i32);
+    for (id, acls) in &snap.acls {
+        b.write_i64(*id);
+        b.write_vec(acls);
+    }
+    put(b)?;
+    for node in &snap.nodes {
+        b.clear();
+        b.write_string(&node.path);
+        b.write_buffer(&node.data);
+        b.write_i64(node.acl);
+        node.stat.write(b);
+        put(b)?;
+    }
+    b.clear();
+    b.write_string("/");
+    put(b)
+}
+
+/// The tree as a leader streams it after SNAP (no header, no digest, no
+/// checksum; the stream's `BenWasHere` signature is the sender's part).
+pub fn encode_stream_snapshot(snap: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    let mut b = Vec::with_capacity(4096);
+    let _ = encode_tree::<()>(
+        snap,
+        |chunk| {
+            out.extend_from_slice(chunk);
+            Ok(())
+        },
+        &mut b,
+    );
+    out
+}
+
+/// Reads what [`encode_stream_snapshot`] wrote (a leader's SNAP stream).
+pub fn decode_stream_snapshot(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    let mut r = Reader::new(bytes);
+    let snap = decode_tree(&mut r)?;
+    if !r.is_empty() {
+        return Err(snap_err("bytes after the end of the tree"));
+    }
+    Ok(snap)
+}
+
+/// Sessions, ACL cache and nodes up to the `/` end marker.
+fn decode_tree(r: &mut Reader<'_>) -> Result<Snapshot, FormatError> {
     let count = r.read_i32()?;
     if count < 0 || (count as usize).saturating_mul(12) > r.remaining() {
         return Err(snap_err(format!("bad session count {count}")));
@@ -477,7 +515,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
         let node = SnapNode {
             data: r.read_buffer()?,
             acl: r.read_i64()?,
-            stat: StatPersisted::read(&mut r)?,
+            stat: StatPersisted::read(r)?,
             path,
         };
         match node.path.rfind('/') {
@@ -500,6 +538,21 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
     if nodes.is_empty() {
         return Err(snap_err("no root node"));
     }
+    Ok(Snapshot {
+        sessions,
+        acls,
+        nodes,
+    })
+}
+
+pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
+    decode_file_header(bytes, SNAP_MAGIC)?;
+    let mut r = Reader::new(&bytes[FILE_HEADER_LEN..]);
+    let Snapshot {
+        sessions,
+        acls,
+        nodes,
+    } = decode_tree(&mut r)?;
     // The reader works on bytes[FILE_HEADER_LEN..]; seals cover the whole file.
     let body = bytes;
     let mut whole = Reader::new(&body[body.len() - r.remaining()..]);
@@ -547,6 +600,34 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<DecodedSnapshot, FormatError> {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn stream_snapshot_round_trips_and_rejects_trailing_bytes() {
+        let snap = Snapshot {
+            sessions: vec![(7, 3000)],
+            acls: vec![(1, vec![])],
+            nodes: vec![
+                SnapNode {
+                    path: String::new(),
+                    data: Bytes::new(),
+                    acl: -1,
+                    stat: StatPersisted::default(),
+                },
+                SnapNode {
+                    path: "/a".into(),
+                    data: Bytes::from_static(b"x"),
+                    acl: 1,
+                    stat: StatPersisted::default(),
+                },
+            ],
+        };
+        let bytes = encode_stream_snapshot(&snap);
+        assert_eq!(decode_stream_snapshot(&bytes).unwrap(), snap);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_stream_snapshot(&longer).is_err());
+        assert!(decode_stream_snapshot(&bytes[..bytes.len() - 1]).is_err());
+    }
+
     use super::*;
     use crate::proto::records::Id;
     use crate::proto::txn::{CreateSessionTxn, DeleteTxn, SetDataTxn};

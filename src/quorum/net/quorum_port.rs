@@ -29,7 +29,7 @@ use crate::quorum::wire::{QuorumPacket, ZabMessage};
 pub(super) const SNAPSHOT_SIGNATURE: &str = "BenWasHere";
 /// Largest data buffer accepted in one packet.
 const MAX_BUFFER: usize = 64 * 1024 * 1024;
-/// Largest snapshot accepted after SNAP (a jute buffer's limit).
+/// Largest snapshot accepted after SNAP.
 const MAX_SNAPSHOT: usize = i32::MAX as usize;
 const MAX_AUTHINFO: i32 = 64;
 const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,17 +95,76 @@ pub(super) async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Res
     ZabMessage::from_packet(p).map_err(|e| invalid(e.to_string()))
 }
 
-/// Reads the snapshot that follows a SNAP packet.
+/// Reads the snapshot that follows a SNAP packet: ZooKeeper's serialized
+/// tree (sessions, ACL cache, nodes up to the `/` end marker), which has no
+/// length prefix, so it is walked record by record; then `BenWasHere`.
+/// Returns the tree's bytes as they came.
 async fn read_snapshot<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Bytes> {
     let mut raw = Vec::new();
-    read_buffer_max(r, &mut raw, MAX_SNAPSHOT).await?;
+    let sessions = read_count(r, &mut raw, "session").await?;
+    read_exact_into(r, &mut raw, sessions * 12).await?;
+    let acls = read_count(r, &mut raw, "ACL cache").await?;
+    for _ in 0..acls {
+        read_exact_into(r, &mut raw, 8).await?;
+        let list = r.read_i32().await?;
+        raw.extend_from_slice(&list.to_be_bytes());
+        for _ in 0..list.max(0) {
+            read_exact_into(r, &mut raw, 4).await?; // perms
+            read_buffer(r, &mut raw).await?; // scheme
+            read_buffer(r, &mut raw).await?; // id
+        }
+    }
+    loop {
+        let at = raw.len();
+        read_buffer(r, &mut raw).await?; // path
+        if raw.get(at + 4..) == Some(b"/") {
+            break;
+        }
+        read_buffer(r, &mut raw).await?; // data
+        read_exact_into(r, &mut raw, 8 + STAT_PERSISTED_LEN).await?; // acl, stat
+        if raw.len() > MAX_SNAPSHOT {
+            return Err(invalid("snapshot too large".into()));
+        }
+    }
     let mut sig = Vec::new();
     read_buffer(r, &mut sig).await?;
     if sig.get(4..) != Some(SNAPSHOT_SIGNATURE.as_bytes()) {
         return Err(invalid("missing snapshot signature".into()));
     }
-    raw.drain(..4.min(raw.len()));
     Ok(Bytes::from(raw))
+}
+
+/// A `StatPersisted` record: czxid, mzxid, ctime, mtime (longs), version,
+/// cversion, aversion (ints), ephemeralOwner, pzxid (longs).
+const STAT_PERSISTED_LEN: usize = 4 * 8 + 3 * 4 + 2 * 8;
+
+async fn read_count<R: AsyncRead + Unpin>(
+    r: &mut R,
+    raw: &mut Vec<u8>,
+    what: &str,
+) -> std::io::Result<usize> {
+    let n = r.read_i32().await?;
+    raw.extend_from_slice(&n.to_be_bytes());
+    if !(0..=MAX_SNAPSHOT as i32 / 12).contains(&n) {
+        return Err(invalid(format!("bad {what} count {n}")));
+    }
+    Ok(n as usize)
+}
+
+async fn read_exact_into<R: AsyncRead + Unpin>(
+    r: &mut R,
+    raw: &mut Vec<u8>,
+    n: usize,
+) -> std::io::Result<()> {
+    // Grows as bytes arrive: a lying count costs no big allocation.
+    let got = (&mut *r).take(n as u64).read_to_end(raw).await?;
+    if got < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "snapshot cut short",
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(msg: String) -> std::io::Error {
