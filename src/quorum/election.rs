@@ -123,6 +123,11 @@ impl Election {
         self.cfg.membership = m;
     }
 
+    /// The membership text sent in our notifications.
+    pub fn set_config_text(&mut self, text: Bytes) {
+        self.cfg.config_text = text;
+    }
+
     pub fn new(cfg: ElectionConfig) -> Self {
         let init = Vote {
             leader: cfg.me as i64,

@@ -273,6 +273,12 @@ pub trait Replica: Send + 'static {
     fn pinged(&mut self, _from: ServerId, _data: &[u8]) {}
     /// Called every node tick.
     fn tick(&mut self, _ctx: &mut Ctx) {}
+
+    /// The membership as ZooKeeper's text and its version, announced in
+    /// notifications and NEWLEADER (none by default).
+    fn config(&self) -> Option<(Bytes, i64)> {
+        None
+    }
 }
 
 /// What the node is doing, for the replica.
@@ -302,7 +308,11 @@ enum CtxRequest {
         zxid: Zxid,
         new_config: Option<(super::Membership, BTreeMap<ServerId, PeerAddrs>)>,
     },
-    Reconfigure(super::Membership, BTreeMap<ServerId, PeerAddrs>),
+    Reconfigure(
+        super::Membership,
+        BTreeMap<ServerId, PeerAddrs>,
+        Option<(Bytes, i64)>,
+    ),
     Send {
         to: ServerId,
         packet: QuorumPacket,
@@ -339,8 +349,13 @@ impl Ctx {
 
     /// A membership change committed: quorums, elections and peer
     /// connections follow `m` from now on.
-    pub fn reconfigure(&mut self, m: super::Membership, peers: BTreeMap<ServerId, PeerAddrs>) {
-        self.requests.push(CtxRequest::Reconfigure(m, peers));
+    pub fn reconfigure(
+        &mut self,
+        m: super::Membership,
+        peers: BTreeMap<ServerId, PeerAddrs>,
+        text: Option<(Bytes, i64)>,
+    ) {
+        self.requests.push(CtxRequest::Reconfigure(m, peers, text));
     }
 
     /// Sends a packet on the quorum connection with `to` (the leader, or a
@@ -613,7 +628,10 @@ impl<R: Replica> QuorumServer<R> {
                 }
             }
         });
-        let node = Node::new(cfg.node.clone(), disk);
+        let mut node = Node::new(cfg.node.clone(), disk);
+        if let Some((text, version)) = replica.config() {
+            node.set_config_text(text, version);
+        }
         let syncs = Arc::new(Mutex::new(SyncCounts::default()));
         let shell = Shell {
             syncs: syncs.clone(),
@@ -844,7 +862,10 @@ impl<R: Replica> Shell<R> {
                     CtxRequest::Send { to, packet } => {
                         self.send(to, Message::Zab(ZabMessage::Other(packet)))
                     }
-                    CtxRequest::Reconfigure(m, peers) => {
+                    CtxRequest::Reconfigure(m, peers, text) => {
+                        if let Some((text, version)) = text {
+                            self.node.set_config_text(text, version);
+                        }
                         tracing::info!(server = self.me, voters = ?m.voters(), observers = ?m.observers(), "membership changed");
                         self.add_peers(&peers);
                         let actions = self.node.reconfigure(m);

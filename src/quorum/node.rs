@@ -121,6 +121,10 @@ pub struct Node {
     now: u64,
     next_tick_at: u64,
     status: Status,
+    /// The membership as text (ZooKeeper's QuorumVerifier string), sent in
+    /// notifications and NEWLEADER, and its version.
+    config_text: Bytes,
+    config_version: i64,
 }
 
 impl Node {
@@ -136,7 +140,16 @@ impl Node {
             now: 0,
             next_tick_at: 0,
             status: Status::Looking,
+            config_text: Bytes::new(),
+            config_version: 0,
         }
+    }
+
+    /// The membership text and version this server announces.
+    pub fn set_config_text(&mut self, text: Bytes, version: i64) {
+        self.election.set_config_text(text.clone());
+        self.config_text = text;
+        self.config_version = version;
     }
 
     pub fn id(&self) -> ServerId {
@@ -184,8 +197,8 @@ impl Node {
             membership: self.cfg.membership.clone(),
             init_limit: self.cfg.init_limit,
             sync_limit: self.cfg.sync_limit,
-            config_text: Bytes::new(),
-            config_version: 0,
+            config_text: self.config_text.clone(),
+            config_version: self.config_version,
         }
     }
 

@@ -261,7 +261,7 @@ impl Core {
         if let Err(e) = std::fs::write(&file, &text[..]) {
             tracing::warn!(file = %file.display(), error = %e, "cannot write the dynamic config file");
         }
-        ctx.reconfigure(m, peers);
+        ctx.reconfigure(m, peers, Some((text, version)));
     }
 
     /// Held txns are committed after all: apply them.
@@ -527,6 +527,12 @@ impl Replica for Core {
         if let Some(prep) = self.repl().preparer.as_mut() {
             prep.touch_sessions(&touched, now);
         }
+    }
+
+    fn config(&self) -> Option<(Bytes, i64)> {
+        self.repl
+            .as_ref()
+            .map(|r| (r.config_text.clone(), r.config_version))
     }
 
     fn tick(&mut self, ctx: &mut Ctx) {
