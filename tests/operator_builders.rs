@@ -31,6 +31,11 @@ fn sample() -> ZookeeperCluster {
     zk
 }
 
+/// The super user's digest the sample cluster's zoo.cfg carries (of the password "pw").
+fn digest() -> String {
+    resources::super_digest("pw")
+}
+
 fn golden(name: &str, value: &impl serde::Serialize) {
     let path = format!(
         "{}/tests/operator/golden/{name}.yaml",
@@ -52,10 +57,14 @@ fn golden(name: &str, value: &impl serde::Serialize) {
 fn golden_objects() {
     let zk = sample();
     let members = resources::desired_members(&zk);
-    golden("configmap", &resources::config_map(&zk, &members));
+    golden(
+        "configmap",
+        &resources::config_map(&zk, &members, &digest()),
+    );
     golden("headless-service", &resources::headless_service(&zk));
     golden("client-service", &resources::client_service(&zk));
-    golden("statefulset", &resources::stateful_set(&zk, 3));
+    golden("statefulset", &resources::stateful_set(&zk, 3, &digest()));
+    golden("admin-secret", &resources::admin_secret(&zk, "pw"));
     golden("pdb", &resources::pod_disruption_budget(&zk));
     golden("serviceaccount", &resources::service_account(&zk));
     golden("servicemonitor", &resources::service_monitor(&zk));
@@ -64,7 +73,7 @@ fn golden_objects() {
 #[test]
 fn zoo_cfg_lists_one_server_line_per_member() {
     let zk = sample();
-    let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk));
+    let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk), &digest());
     let servers: Vec<&str> = cfg.lines().filter(|l| l.starts_with("server.")).collect();
     assert_eq!(
         servers,
@@ -94,7 +103,7 @@ fn observers_and_joiners_get_observer_lines() {
             role: ConfigRole::Observer
         }
     );
-    let cfg = resources::zoo_cfg(&zk, &members);
+    let cfg = resources::zoo_cfg(&zk, &members, &digest());
     assert!(cfg.contains(
         "server.4=zk-3.zk-headless.data.svc.cluster.local:2888:3888:observer;0.0.0.0:2181"
     ));
@@ -108,7 +117,7 @@ fn reserved_keys_and_newlines_cannot_break_the_config() {
     zk.spec
         .config
         .insert("tickTime".into(), "3000\nserver.8=x:1:2".into());
-    let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk));
+    let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk), &digest());
     assert!(!cfg.contains("server.9"));
     assert!(!cfg.lines().any(|l| l.starts_with("server.8")), "{cfg}");
     assert!(cfg.contains("\ndataDir=/data\n"));
@@ -118,20 +127,20 @@ fn reserved_keys_and_newlines_cannot_break_the_config() {
 #[test]
 fn hash_changes_with_template_and_config_but_not_with_membership() {
     let zk = sample();
-    let base = resources::desired_hash(&zk);
+    let base = resources::desired_hash(&zk, &digest());
     let mut scaled = zk.clone();
     scaled.spec.replicas = 5;
     assert_eq!(
-        resources::desired_hash(&scaled),
+        resources::desired_hash(&scaled, &digest()),
         base,
         "scaling goes through reconfig, not restarts"
     );
     let mut image = zk.clone();
     image.spec.image = "rzk:other".into();
-    assert_ne!(resources::desired_hash(&image), base);
+    assert_ne!(resources::desired_hash(&image, &digest()), base);
     let mut cfg = zk.clone();
     cfg.spec.config.insert("tickTime".into(), "3000".into());
-    assert_ne!(resources::desired_hash(&cfg), base);
+    assert_ne!(resources::desired_hash(&cfg, &digest()), base);
     let mut restart = zk.clone();
     restart
         .metadata
@@ -139,11 +148,11 @@ fn hash_changes_with_template_and_config_but_not_with_membership() {
         .get_or_insert_with(BTreeMap::new)
         .insert("rzk.dev/restart".into(), "now".into());
     assert_ne!(
-        resources::desired_hash(&restart),
+        resources::desired_hash(&restart, &digest()),
         base,
         "restart annotation rolls the pods"
     );
-    let sts = resources::stateful_set(&zk, 3);
+    let sts = resources::stateful_set(&zk, 3, &digest());
     let annotations = sts
         .spec
         .unwrap()
@@ -158,7 +167,7 @@ fn hash_changes_with_template_and_config_but_not_with_membership() {
 #[test]
 fn statefulset_policies_probes_and_ports() {
     let zk = sample();
-    let sts = resources::stateful_set(&zk, 3);
+    let sts = resources::stateful_set(&zk, 3, &digest());
     let spec = sts.spec.as_ref().unwrap();
     assert_eq!(spec.pod_management_policy.as_deref(), Some("Parallel"));
     assert_eq!(
@@ -241,13 +250,14 @@ fn services_pdb_and_owner_references() {
         Some(IntOrString::Int(1))
     );
     let metas = [
-        resources::config_map(&zk, &[]).metadata,
+        resources::config_map(&zk, &[], &digest()).metadata,
         headless.metadata,
         client.metadata,
-        resources::stateful_set(&zk, 3).metadata,
+        resources::stateful_set(&zk, 3, &digest()).metadata,
         pdb.metadata,
         resources::service_account(&zk).metadata,
         resources::service_monitor(&zk).metadata,
+        resources::admin_secret(&zk, "pw").metadata,
     ];
     for meta in metas {
         let owners = meta.owner_references.unwrap();
@@ -266,4 +276,59 @@ fn connection_string_lists_every_member() {
         resources::connection_string(&zk, 3),
         "zk-0.zk-headless.data.svc.cluster.local:2181,zk-1.zk-headless.data.svc.cluster.local:2181,zk-2.zk-headless.data.svc.cluster.local:2181"
     );
+}
+
+#[test]
+fn zoo_cfg_carries_the_super_digest_not_the_password() {
+    // ZooKeeper's digest of "super:pw": base64(sha1("super:pw")).
+    assert_eq!(
+        resources::super_digest("pw"),
+        format!("super:{}", {
+            use base64::Engine as _;
+            use sha1::Digest as _;
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(b"super:pw"))
+        })
+    );
+    let mut zk = sample();
+    // A user override cannot replace it (the CRD refuses the key; an old CRD let it through).
+    zk.spec.config.insert(
+        "DigestAuthenticationProvider.superDigest".into(),
+        "super:evil".into(),
+    );
+    zk.spec
+        .config
+        .insert("superDigest".into(), "super:evil".into());
+    let cfg = resources::zoo_cfg(&zk, &resources::desired_members(&zk), &digest());
+    let lines: Vec<&str> = cfg.lines().filter(|l| l.contains("uperDigest")).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "DigestAuthenticationProvider.superDigest={}",
+            digest()
+        )]
+    );
+    assert!(!cfg.contains("skipACL"));
+    assert!(!cfg.contains("=pw\n"));
+}
+
+#[test]
+fn a_new_password_rolls_the_servers() {
+    // Servers read the digest at start: a new password (the Secret deleted and recreated)
+    // changes the template hash, so the planner restarts them one by one.
+    let zk = sample();
+    assert_ne!(
+        resources::desired_hash(&zk, &resources::super_digest("pw")),
+        resources::desired_hash(&zk, &resources::super_digest("other"))
+    );
+}
+
+#[test]
+fn admin_secret_holds_the_password_and_is_immutable() {
+    let zk = sample();
+    let secret = resources::admin_secret(&zk, "pw");
+    assert_eq!(secret.metadata.name.as_deref(), Some("zk-admin"));
+    assert_eq!(secret.immutable, Some(true));
+    assert_eq!(resources::admin_password(&secret).as_deref(), Some("pw"));
+    let empty = resources::admin_secret(&zk, "");
+    assert_eq!(resources::admin_password(&empty), None);
 }

@@ -114,6 +114,9 @@ fn reserved_config_keys_rejected() {
         "group.1",
         "weight.2",
         "reconfigEnabled",
+        // The operator's super user digest: overriding it would lock reconfig out.
+        "DigestAuthenticationProvider.superDigest",
+        "superDigest",
     ] {
         let errs = errors(json!({"config": {key: "x"}}), None);
         assert!(

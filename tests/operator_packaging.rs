@@ -202,6 +202,8 @@ fn rendered_objects_have_what_the_operator_needs() {
             &["list", "patch", "delete"][..],
         ),
         ("events.k8s.io", "events", &["create"][..]),
+        // The admin Secret (super password for reconfig): read, and created once.
+        ("", "secrets", &["get", "create"][..]),
     ] {
         for verb in verbs {
             assert!(
@@ -210,10 +212,21 @@ fn rendered_objects_have_what_the_operator_needs() {
             );
         }
     }
-    assert!(
-        !allows("", "secrets", "get"),
-        "the operator never reads secrets"
-    );
+    // Least privilege on Secrets: only the named admin Secret is read; nothing enumerates,
+    // watches, rewrites or deletes Secrets (garbage collection deletes it with its cluster).
+    for verb in [
+        "list",
+        "watch",
+        "update",
+        "patch",
+        "delete",
+        "deletecollection",
+    ] {
+        assert!(
+            !allows("", "secrets", verb),
+            "{verb} secrets must not be granted"
+        );
+    }
     let lease_role = docs.iter().find(|d| d["kind"] == "Role").unwrap();
     assert!(lease_role.to_string().contains("leases"));
 }

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::client::Body;
 use kube::{Client, Resource, ResourceExt};
-use rzk::operator::controller::{Context, EnsembleAdmin, FINALIZER, reconcile};
+use rzk::operator::controller::{AdminPassword, Context, EnsembleAdmin, FINALIZER, reconcile};
 use rzk::operator::crd::{ReclaimPolicy, ZookeeperCluster, ZookeeperClusterSpec};
 use rzk::operator::resources::{self, ConfigRole, Member};
 use rzk::operator::srvr::{SrvrInfo, parse_config, parse_srvr};
@@ -20,12 +20,14 @@ use serde_json::{Value, json};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
-/// A scripted ensemble: srvr answers by address, the committed config, and a log of reconfigs.
+/// A scripted ensemble: srvr answers by address, the committed config, and a log of reconfigs
+/// (with the password each one authenticated with).
 #[derive(Default)]
 struct FakeEnsemble {
     srvr: BTreeMap<String, SrvrInfo>,
     config: Vec<Member>,
     reconfigs: Mutex<Vec<(Vec<String>, Vec<u32>)>>,
+    passwords: Mutex<Vec<AdminPassword>>,
 }
 
 impl EnsembleAdmin for FakeEnsemble {
@@ -40,10 +42,12 @@ impl EnsembleAdmin for FakeEnsemble {
     fn reconfig(
         &self,
         _addr: String,
+        password: AdminPassword,
         add: Vec<String>,
         remove: Vec<u32>,
     ) -> BoxFuture<'static, Result<(), String>> {
         self.reconfigs.lock().unwrap().push((add, remove));
+        self.passwords.lock().unwrap().push(password);
         Box::pin(async { Ok(()) })
     }
 }
@@ -113,7 +117,72 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
     json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
 }
 
+/// The chart's operator rules (`charts/rzk-operator/templates/rbac.yaml`, the first
+/// document's `rules:`, plain YAML between the template lines): (apiGroups, resources, verbs).
+fn chart_rules() -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/rzk-operator/templates/rbac.yaml"
+    );
+    let text = std::fs::read_to_string(path).expect("rbac.yaml");
+    let rules: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("rules:"))
+        .take_while(|l| !l.starts_with("---"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let doc: Value = serde_saphyr::from_str(&rules).expect("rules yaml");
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    doc["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                strings(&r["apiGroups"]),
+                strings(&r["resources"]),
+                strings(&r["verbs"]),
+            )
+        })
+        .collect()
+}
+
+/// The RBAC (group, resource, verb) a namespaced request needs.
+fn rbac_of(method: &str, path: &str, query: &str) -> (String, String, String) {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match parts[0] {
+        "api" => (String::new(), &parts[2..]),
+        _ => (parts[1].to_string(), &parts[3..]),
+    };
+    assert_eq!(rest[0], "namespaces", "{path}");
+    let resource = match rest.len() {
+        3 | 4 => rest[2].to_string(),
+        5 => format!("{}/{}", rest[2], rest[4]),
+        _ => panic!("unexpected path {path}"),
+    };
+    let named = rest.len() >= 4;
+    let verb = match method {
+        "GET" if query.contains("watch=true") => "watch",
+        "GET" if named => "get",
+        "GET" => "list",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" if named => "delete",
+        "DELETE" => "deletecollection",
+        m => panic!("unexpected method {m}"),
+    };
+    (group, resource, verb.to_string())
+}
+
 async fn serve(mut handle: Handle, script: Vec<Expect>) {
+    let rules = chart_rules();
     for (i, step) in script.into_iter().enumerate() {
         let (request, send) = handle.next_request().await.unwrap_or_else(|| {
             panic!(
@@ -123,6 +192,18 @@ async fn serve(mut handle: Handle, script: Vec<Expect>) {
         });
         let path = request.uri().path().to_string();
         let full = request.uri().to_string();
+        // Every call the reconciler makes is granted by the chart's (Cluster)Role.
+        let (group, resource, verb) = rbac_of(
+            request.method().as_str(),
+            &path,
+            request.uri().query().unwrap_or(""),
+        );
+        assert!(
+            rules
+                .iter()
+                .any(|(g, r, v)| g.contains(&group) && r.contains(&resource) && v.contains(&verb)),
+            "step {i}: {verb} {group}/{resource} ({full}) is not granted by charts/rzk-operator/templates/rbac.yaml"
+        );
         assert_eq!(request.method().as_str(), step.method, "step {i}: {full}");
         assert_eq!(path, step.path, "step {i}: {full}");
         if step.method == "PATCH" && path != ZK && !full.contains("fieldManager=rzk-operator") {
@@ -165,6 +246,39 @@ const NS: &str = "/api/v1/namespaces/data";
 const APPS: &str = "/apis/apps/v1/namespaces/data";
 const ZK: &str = "/apis/rzk.dev/v1alpha1/namespaces/data/zookeeperclusters/zk";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/data/events";
+const SECRETS: &str = "/api/v1/namespaces/data/secrets";
+/// The super password of the existing clusters' admin Secret.
+const PASSWORD: &str = "s3cret-Pa55word";
+
+fn b64(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn admin_secret(password: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "immutable": true,
+           "metadata": {"name": "zk-admin", "namespace": "data"},
+           "data": {"password": b64(password)}})
+}
+
+/// The admin Secret exists: it is read, never written.
+fn existing_secret() -> Expect {
+    expect("GET", format!("{SECRETS}/zk-admin"), |_| {
+        (200, admin_secret(PASSWORD))
+    })
+}
+
+/// The zoo.cfg line the ConfigMap must carry for `password`.
+fn digest_line(password: &str) -> String {
+    format!(
+        "\nDigestAuthenticationProvider.superDigest={}\n",
+        rzk::tree::acl::digest(&format!("super:{password}"))
+    )
+}
+
+fn hash_of(zk: &ZookeeperCluster) -> String {
+    resources::desired_hash(zk, &resources::super_digest(PASSWORD))
+}
 
 /// The applies of every owned object, in the order the reconciler makes them.
 fn applies(
@@ -215,7 +329,39 @@ async fn adds_the_finalizer_first() {
 #[tokio::test]
 async fn new_cluster_creates_everything_and_reports_creating() {
     let (ctx, handle, metrics) = context(Arc::new(FakeEnsemble::default()));
+    let created: Arc<Mutex<Option<String>>> = Arc::default();
+    let created_w = created.clone();
+    let created_r = created.clone();
     let mut script = vec![
+        expect("GET", format!("{SECRETS}/zk-admin"), |_| (404, not_found())),
+        // Created (POST, not applied), with a random password, owned by the cluster.
+        expect("POST", SECRETS, move |body| {
+            assert_eq!(body["metadata"]["name"], json!("zk-admin"));
+            assert_eq!(body["immutable"], json!(true));
+            assert_eq!(body["type"], json!("Opaque"));
+            assert_eq!(
+                body["metadata"]["ownerReferences"][0]["uid"],
+                json!("uid-1")
+            );
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                json!("rzk-operator")
+            );
+            use base64::Engine as _;
+            let password = base64::engine::general_purpose::STANDARD
+                .decode(body["data"]["password"].as_str().expect("data.password"))
+                .unwrap();
+            let password = String::from_utf8(password).unwrap();
+            assert_eq!(password.len(), 32, "{password}");
+            assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+            *created_w.lock().unwrap() = Some(password);
+            (201, body)
+        }),
+        expect("POST", EVENTS, |body| {
+            assert_eq!(body["reason"], json!("CreatedAdminSecret"));
+            assert!(!body.to_string().contains("password\":"), "{body}");
+            (201, body)
+        }),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| {
             (404, not_found())
         }),
@@ -227,8 +373,13 @@ async fn new_cluster_creates_everything_and_reports_creating() {
         }),
     ];
     script.extend(applies(
-        |cfg| {
+        move |cfg| {
             assert!(cfg.contains("server.3=zk-2.zk-headless.data.svc.cluster.local:2888:3888:participant;0.0.0.0:2181"), "{cfg}");
+            // zoo.cfg carries the digest of the password just created, never the password.
+            let password = created_r.lock().unwrap().clone().expect("secret created first");
+            assert!(cfg.contains(&digest_line(&password)), "{cfg}");
+            assert!(!cfg.contains(&password), "{cfg}");
+            assert!(!cfg.contains("skipACL"), "{cfg}");
         },
         |sts| {
             assert_eq!(sts["spec"]["replicas"], json!(3));
@@ -318,6 +469,7 @@ async fn outdated_follower_is_restarted_before_the_leader() {
     let zk = cluster(true);
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, "stale", true)).collect();
     let mut script = vec![
+        existing_secret(),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
         expect("GET", format!("{NS}/pods"), move |_| {
             (200, list("PodList", pods))
@@ -327,7 +479,10 @@ async fn outdated_follower_is_restarted_before_the_leader() {
         }),
     ];
     script.extend(applies(
-        |cfg| assert!(cfg.contains("server.3=")),
+        |cfg| {
+            assert!(cfg.contains("server.3="));
+            assert!(cfg.contains(&digest_line(PASSWORD)), "{cfg}");
+        },
         |sts| {
             // The existing (immutable) volumeClaimTemplates are kept.
             assert_eq!(
@@ -369,9 +524,10 @@ async fn scale_down_removes_the_member_by_reconfig() {
     let fake = Arc::new(fake_ensemble(0, 5));
     let (ctx, handle, _) = context(fake.clone());
     let zk = cluster(true);
-    let hash = resources::desired_hash(&zk);
+    let hash = hash_of(&zk);
     let pods: Vec<Value> = (0..5).map(|o| pod(&zk, o, &hash, true)).collect();
     let mut script = vec![
+        existing_secret(),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(5))),
         expect("GET", format!("{NS}/pods"), move |_| {
             (200, list("PodList", pods))
@@ -401,6 +557,11 @@ async fn scale_down_removes_the_member_by_reconfig() {
     }));
     run(zk, ctx, handle, script).await.expect("reconcile");
     assert_eq!(*fake.reconfigs.lock().unwrap(), vec![(vec![], vec![5])]);
+    // The reconfig authenticated as the super user with the Secret's password.
+    assert_eq!(
+        *fake.passwords.lock().unwrap(),
+        vec![AdminPassword::new(PASSWORD)]
+    );
 }
 
 #[tokio::test]
@@ -411,9 +572,10 @@ async fn unhealthy_ensemble_waits_and_says_why() {
     let fake = Arc::new(fake);
     let (ctx, handle, _) = context(fake.clone());
     let zk = cluster(true);
-    let hash = resources::desired_hash(&zk);
+    let hash = hash_of(&zk);
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, &hash, o == 0)).collect();
     let mut script = vec![
+        existing_secret(),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
         expect("GET", format!("{NS}/pods"), move |_| {
             (200, list("PodList", pods))
@@ -551,6 +713,8 @@ async fn paused_cluster_is_observed_but_not_touched() {
     zk.spec.paused = true;
     let pods: Vec<Value> = (0..3).map(|o| pod(&zk, o, "stale", true)).collect();
     let script = vec![
+        // Read, but a paused cluster gets no Secret created.
+        expect("GET", format!("{SECRETS}/zk-admin"), |_| (404, not_found())),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(3))),
         expect("GET", format!("{NS}/pods"), move |_| {
             (200, list("PodList", pods))
@@ -581,13 +745,14 @@ async fn storage_growth_resizes_the_pvcs() {
     let mut zk = cluster(true);
     zk.spec.replicas = 1;
     zk.spec.storage.size = "20Gi".into();
-    let hash = resources::desired_hash(&zk);
+    let hash = hash_of(&zk);
     let pods = vec![pod(&zk, 0, &hash, true)];
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "data-zk-0", "namespace": "data"},
         "spec": {"resources": {"requests": {"storage": "10Gi"}}}});
     let pvc_list = vec![pvc.clone()];
     let mut script = vec![
+        existing_secret(),
         expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(1))),
         expect("GET", format!("{NS}/pods"), move |_| {
             (200, list("PodList", pods))
@@ -613,4 +778,70 @@ async fn storage_growth_resizes_the_pvcs() {
         (200, status_reply(body))
     }));
     run(zk, ctx, handle, script).await.expect("reconcile");
+}
+
+#[tokio::test]
+async fn a_secret_created_concurrently_wins_and_is_used() {
+    // Another writer (a previous leader finishing its reconcile) created the Secret between
+    // our read and our create: the create fails with AlreadyExists, the stored password is
+    // read back and is the one zoo.cfg and reconfig use.
+    let fake = Arc::new(fake_ensemble(0, 5));
+    let (ctx, handle, _) = context(fake.clone());
+    let zk = cluster(true);
+    let hash = hash_of(&zk);
+    let pods: Vec<Value> = (0..5).map(|o| pod(&zk, o, &hash, true)).collect();
+    let mut script = vec![
+        expect("GET", format!("{SECRETS}/zk-admin"), |_| (404, not_found())),
+        expect("POST", SECRETS, |_| {
+            (
+                409,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "AlreadyExists", "code": 409, "message": "secrets \"zk-admin\" already exists"}),
+            )
+        }),
+        existing_secret(),
+        expect("GET", format!("{APPS}/statefulsets/zk"), |_| (200, sts(5))),
+        expect("GET", format!("{NS}/pods"), move |_| {
+            (200, list("PodList", pods))
+        }),
+        expect("GET", format!("{NS}/persistentvolumeclaims"), |_| {
+            (200, list("PersistentVolumeClaimList", vec![]))
+        }),
+    ];
+    script.extend(applies(
+        |cfg| assert!(cfg.contains(&digest_line(PASSWORD)), "{cfg}"),
+        |_| {},
+    ));
+    script.push(expect("POST", EVENTS, |body| {
+        assert_eq!(body["reason"], json!("RemovedMember"));
+        (201, body)
+    }));
+    script.push(expect("PATCH", format!("{ZK}/status"), |body| {
+        (200, status_reply(body))
+    }));
+    run(zk, ctx, handle, script).await.expect("reconcile");
+    assert_eq!(
+        *fake.passwords.lock().unwrap(),
+        vec![AdminPassword::new(PASSWORD)]
+    );
+}
+
+#[tokio::test]
+async fn a_secret_without_a_password_is_an_error_not_a_rotation() {
+    let (ctx, handle, _) = context(Arc::new(FakeEnsemble::default()));
+    let script = vec![expect("GET", format!("{SECRETS}/zk-admin"), |_| {
+        let mut secret = admin_secret(PASSWORD);
+        secret["data"] = json!({"other": b64("x")});
+        (200, secret)
+    })];
+    let err = run(cluster(true), ctx, handle, script)
+        .await
+        .expect_err("no usable password");
+    assert!(err.to_string().contains("zk-admin"), "{err}");
+}
+
+#[test]
+fn admin_password_debug_is_redacted() {
+    let text = format!("{:?}", AdminPassword::new(PASSWORD));
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert_ne!(AdminPassword::random(), AdminPassword::random());
 }

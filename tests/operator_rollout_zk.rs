@@ -10,6 +10,9 @@
 //! kubelet) and the third such exit fails the test. Member roles come from `srvr` through
 //! the operator's own parser, the committed membership from `/zookeeper/config` and
 //! membership changes go through `reconfig`, both via the operator's production [`ZkAdmin`].
+//! As in production, ACLs are on: zoo.cfg carries the super user's digest (the operator's
+//! builder, of a random password) and `ZkAdmin` authenticates as the super user for every
+//! reconfig; one made with a wrong password must be refused.
 //!
 //! Two targets share the harness, one test each (`RZK_TEST_TARGET=apache|rzk` runs only one;
 //! unset runs both, one after the other):
@@ -36,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::history::{Entry, Op, Outcome, check};
-use rzk::operator::controller::{EnsembleAdmin, ZkAdmin};
+use rzk::operator::controller::{AdminPassword, EnsembleAdmin, ZkAdmin};
 use rzk::operator::planner::{Action, MemberState, Observed, Role, config_map_members, plan};
 use rzk::operator::resources::{ConfigRole, Member};
 use rzk::operator::srvr::{SrvrInfo, fetch_srvr, four_letter_word, parse_config};
@@ -142,6 +145,8 @@ struct Harness {
     desired: String,
     spec: Vec<Member>,
     admin: ZkAdmin,
+    /// The super user's password (the admin Secret); zoo.cfg gets its digest.
+    password: AdminPassword,
     restarts: Vec<Restart>,
     log: Vec<String>,
     /// reclaimPolicy Delete.
@@ -226,6 +231,7 @@ impl Harness {
             admin: ZkAdmin {
                 timeout: Duration::from_secs(3),
             },
+            password: AdminPassword::random(),
             restarts: vec![],
             log: vec![],
             delete_pvcs: true,
@@ -266,11 +272,14 @@ impl Harness {
         self.base().join(format!("data-{ordinal}"))
     }
 
-    /// zoo.cfg as the operator would write it; the "template" (hash) decides one key.
+    /// zoo.cfg as the operator would write it; the "template" (hash) decides one key. ACLs
+    /// are checked (no skipACL): reconfig needs the super user, whose digest is here.
     fn zoo_cfg(&self, ordinal: u32, members: &[Member], hash: &str, dir: &Path) -> String {
         let mut cfg = format!(
-            "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nstandaloneEnabled=false\nreconfigEnabled=true\nskipACL=yes\n4lw.commands.whitelist=*\nmaxClientCnxns={}\n",
+            "tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={}\nstandaloneEnabled=false\nreconfigEnabled=true\n{}={}\n4lw.commands.whitelist=*\nmaxClientCnxns={}\n",
             dir.display(),
+            rzk::operator::resources::SUPER_DIGEST_KEY,
+            self.password.digest(),
             if hash == "v1" { 60 } else { 61 }
         );
         match self.target {
@@ -634,14 +643,14 @@ impl Harness {
                     });
                     let addr = leader.clone().expect("leader for reconfig");
                     self.admin
-                        .reconfig(addr, vec![line], vec![])
+                        .reconfig(addr, self.password.clone(), vec![line], vec![])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig add {id}: {e}"));
                 }
                 Action::RemoveMember { id } => {
                     let addr = leader.clone().expect("leader for reconfig");
                     self.admin
-                        .reconfig(addr, vec![], vec![*id])
+                        .reconfig(addr, self.password.clone(), vec![], vec![*id])
                         .await
                         .unwrap_or_else(|e| panic!("{phase}: reconfig remove {id}: {e}"));
                 }
@@ -977,6 +986,31 @@ async fn verify_history(h: &Harness, entries: &[Entry]) -> (usize, usize) {
 /// PVCs of the removed members, then 5 -> 3 deleting them (or, without the stale-PVC rejoin,
 /// just deleting them). Needs `reconfig`.
 async fn scaling(h: &mut Harness) {
+    // Without the super user's password reconfig is refused: what the operator's
+    // authentication is for. The membership stays as it was.
+    let (obs, leader) = h.observe().await;
+    let leader = leader.expect("a leader before scaling");
+    let refused = h
+        .admin
+        .reconfig(
+            leader,
+            AdminPassword::new("not-the-password"),
+            vec![],
+            vec![3],
+        )
+        .await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("not authorized")),
+        "{}: reconfig with a wrong super password: {refused:?}",
+        h.target.name()
+    );
+    let (after, _) = h.observe().await;
+    assert_eq!(
+        after.config, obs.config,
+        "a refused reconfig changed nothing"
+    );
     h.spec = participants(5);
     h.converge("scale up", Duration::from_secs(240)).await;
     let (obs, _) = h.observe().await;

@@ -6,6 +6,11 @@
 //!
 //! Everything that talks to ZooKeeper goes through [`EnsembleAdmin`], so reconcile tests run
 //! against a mocked API server and a scripted ensemble.
+//!
+//! `reconfig` needs WRITE on `/zookeeper/config`, which only ZooKeeper's super user has (its
+//! ACL is world:read). Each cluster has a super password in its `<name>-admin` Secret,
+//! created once with a random value and never re-applied (see [`admin_password`]); zoo.cfg
+//! carries its digest and [`ZkAdmin`] authenticates with it before every reconfig.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,11 +19,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
 };
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -31,7 +39,7 @@ use serde::de::DeserializeOwned;
 
 use super::crd::{ReclaimPolicy, ZookeeperCluster, ZookeeperClusterStatus};
 use super::planner::{self, Action, MemberState, Observed, Role};
-use super::resources::{self, ConfigRole, HASH_ANNOTATION, Member, Names};
+use super::resources::{self, ConfigRole, HASH_ANNOTATION, Member, Names, SUPER_USER};
 use super::srvr::{self, SrvrInfo};
 use super::status::{self, StatusInput};
 use super::telemetry::Metrics;
@@ -54,17 +62,60 @@ pub enum Error {
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+/// ZooKeeper's super user's password of one cluster (from its admin Secret). `Debug` does
+/// not print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminPassword(String);
+
+impl AdminPassword {
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+
+    /// A fresh random password: 32 alphanumerics (about 190 bits) from the thread's CSPRNG.
+    pub fn random() -> Self {
+        use rand::Rng as _;
+        let password: String = rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect();
+        Self(password)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest zoo.cfg carries (`super:<base64 sha1>`).
+    pub fn digest(&self) -> String {
+        resources::super_digest(&self.0)
+    }
+
+    /// The `digest` scheme's auth data: `super:<password>`.
+    pub fn auth_data(&self) -> Vec<u8> {
+        format!("{SUPER_USER}:{}", self.0).into_bytes()
+    }
+}
+
+impl std::fmt::Debug for AdminPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminPassword(<redacted>)")
+    }
+}
+
 /// Talks to the ZooKeeper ensemble (real servers in production, a script in tests).
 pub trait EnsembleAdmin: Send + Sync {
     /// `srvr` of one server at `host:port`; `None` when it does not answer.
     fn srvr(&self, addr: String) -> BoxFuture<'static, Option<SrvrInfo>>;
     /// The committed membership, read from `/zookeeper/config` on the server at `addr`.
     fn config(&self, addr: String) -> BoxFuture<'static, Result<Vec<Member>, String>>;
-    /// Incremental reconfig through the server at `addr`: add `server.N=...` lines and/or
-    /// remove ids.
+    /// Incremental reconfig through the server at `addr`, authenticated as the super user
+    /// with `password`: add `server.N=...` lines and/or remove ids.
     fn reconfig(
         &self,
         addr: String,
+        password: AdminPassword,
         add: Vec<String>,
         remove: Vec<u32>,
     ) -> BoxFuture<'static, Result<(), String>>;
@@ -102,14 +153,18 @@ impl EnsembleAdmin for ZkAdmin {
     fn reconfig(
         &self,
         addr: String,
+        password: AdminPassword,
         add: Vec<String>,
         remove: Vec<u32>,
     ) -> BoxFuture<'static, Result<(), String>> {
         let timeout = self.timeout;
         Box::pin(async move {
             let work = async {
+                // Only the super user may write /zookeeper/config (world:read otherwise);
+                // without this the server answers NoAuth.
                 let client = zookeeper_client::Client::connector()
                     .with_session_timeout(Duration::from_secs(10))
+                    .with_auth("digest", &password.auth_data())
                     .connect(&addr)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -228,6 +283,67 @@ pub fn error_policy(zk: Arc<ZookeeperCluster>, error: &Error, _ctx: Arc<Context>
     Requeue::requeue(Duration::from_secs(10))
 }
 
+/// The super user's password of `zk`, from its admin Secret `<name>-admin`.
+///
+/// When the Secret is absent and `create` is set, it is created with a random password: a
+/// plain create, never a server-side apply (re-applying a freshly generated value would
+/// rotate it on every reconcile). Creation is atomic on the API server, so when another
+/// writer got there first (a previous leader still finishing a reconcile, a restart racing
+/// its predecessor) the create fails with AlreadyExists and the stored value is read back and
+/// used; the password therefore survives operator restarts and leader changes. `Ok(None)`
+/// only when the Secret is absent and `create` is not set (a paused cluster).
+pub async fn admin_password(
+    zk: &ZookeeperCluster,
+    ctx: &Context,
+    create: bool,
+) -> Result<Option<AdminPassword>, Error> {
+    let ns = zk.namespace().unwrap_or_default();
+    let name = Names::admin_secret(&zk.name_any());
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    let stored = |secret: &Secret| {
+        resources::admin_password(secret)
+            .map(AdminPassword::new)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "Secret {ns}/{name} has no usable `{}` key; delete it to have a new password generated",
+                    resources::ADMIN_PASSWORD_KEY
+                ))
+            })
+    };
+    if let Some(secret) = api.get_opt(&name).await? {
+        return stored(&secret).map(Some);
+    }
+    if !create {
+        return Ok(None);
+    }
+    let password = AdminPassword::random();
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PostParams::default()
+    };
+    match api
+        .create(&params, &resources::admin_secret(zk, password.expose()))
+        .await
+    {
+        Ok(_) => {
+            publish(
+                ctx,
+                zk,
+                EventType::Normal,
+                "CreatedAdminSecret",
+                format!("created Secret {name} with the super user's password"),
+            )
+            .await;
+            Ok(Some(password))
+        }
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // Someone else created it in between: theirs is the password the servers get.
+            stored(&api.get(&name).await?).map(Some)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// What the reconciler reads before planning.
 struct Snapshot {
     sts: Option<StatefulSet>,
@@ -263,6 +379,7 @@ async fn observe(
     zk: &ZookeeperCluster,
     snap: &Snapshot,
     admin: &dyn EnsembleAdmin,
+    super_digest: &str,
 ) -> (Observed, Option<String>, Option<String>) {
     let name = zk.name_any();
     let client_port = zk.spec.ports.client;
@@ -330,7 +447,7 @@ async fn observe(
         })
         .collect();
     let observed = Observed {
-        desired_hash: resources::desired_hash(zk),
+        desired_hash: resources::desired_hash(zk, super_digest),
         target: resources::desired_members(zk),
         config,
         sts_replicas,
@@ -378,8 +495,18 @@ async fn apply_cluster(zk: &ZookeeperCluster, ctx: &Context) -> Result<Requeue, 
     let ns = zk.namespace().unwrap_or_default();
     let name = zk.name_any();
 
+    // The credentials first: every zoo.cfg and pod template carries the digest. A paused
+    // cluster is not touched, so its Secret is read but not created; without one its
+    // reported template hash is that of an empty digest.
+    let password = admin_password(zk, ctx, !zk.spec.paused).await?;
+    let super_digest = password
+        .as_ref()
+        .map(AdminPassword::digest)
+        .unwrap_or_default();
+
     let snap = read_snapshot(zk, client).await?;
-    let (observed, leader_addr, version) = observe(zk, &snap, ctx.admin.as_ref()).await;
+    let (observed, leader_addr, version) =
+        observe(zk, &snap, ctx.admin.as_ref(), &super_digest).await;
 
     let action = if zk.spec.paused {
         Action::Wait {
@@ -390,12 +517,15 @@ async fn apply_cluster(zk: &ZookeeperCluster, ctx: &Context) -> Result<Requeue, 
     };
 
     if !zk.spec.paused {
+        let password = password
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("no admin password".into()))?;
         let sts_replicas = match action {
             Action::ScaleStatefulSet { replicas } => replicas,
             _ => observed.sts_replicas,
         };
-        apply_children(zk, ctx, &snap, &observed, sts_replicas).await?;
-        carry_out(zk, ctx, &action, leader_addr.as_deref()).await?;
+        apply_children(zk, ctx, &snap, &observed, sts_replicas, &super_digest).await?;
+        carry_out(zk, ctx, &action, leader_addr.as_deref(), password).await?;
     }
 
     let previous = zk.status.clone();
@@ -429,6 +559,7 @@ async fn apply_children(
     snap: &Snapshot,
     observed: &Observed,
     sts_replicas: u32,
+    super_digest: &str,
 ) -> Result<(), Error> {
     let client = &ctx.client;
     let ns = zk.namespace().unwrap_or_default();
@@ -447,7 +578,7 @@ async fn apply_children(
     ) {
         apply_typed(
             &Api::<ConfigMap>::namespaced(client.clone(), &ns),
-            &resources::config_map(zk, &members),
+            &resources::config_map(zk, &members, super_digest),
         )
         .await?;
     }
@@ -459,7 +590,7 @@ async fn apply_children(
         &resources::pod_disruption_budget(zk),
     )
     .await?;
-    let mut sts = resources::stateful_set(zk, sts_replicas);
+    let mut sts = resources::stateful_set(zk, sts_replicas, super_digest);
     // volumeClaimTemplates are immutable: keep the existing ones (volume growth is done on
     // the PVCs themselves, not through the template).
     if let (Some(existing), Some(spec)) = (
@@ -514,6 +645,7 @@ async fn carry_out(
     ctx: &Context,
     action: &Action,
     leader_addr: Option<&str>,
+    password: &AdminPassword,
 ) -> Result<(), Error> {
     let ns = zk.namespace().unwrap_or_default();
     let name = zk.name_any();
@@ -573,7 +705,7 @@ async fn carry_out(
             let line = line.trim_start_matches("server.").to_string();
             let line = format!("server.{line}");
             ctx.admin
-                .reconfig(addr.to_string(), vec![line], vec![])
+                .reconfig(addr.to_string(), password.clone(), vec![line], vec![])
                 .await
                 .map_err(Error::Ensemble)?;
             publish(
@@ -588,7 +720,7 @@ async fn carry_out(
         Action::RemoveMember { id } => {
             let addr = leader_addr.ok_or_else(|| Error::Ensemble("no leader".into()))?;
             ctx.admin
-                .reconfig(addr.to_string(), vec![], vec![*id])
+                .reconfig(addr.to_string(), password.clone(), vec![], vec![*id])
                 .await
                 .map_err(Error::Ensemble)?;
             publish(

@@ -18,7 +18,8 @@ pub const GROUP: &str = "rzk.dev";
 /// Annotation users set (to any new value) to request a rolling restart without other changes.
 pub const RESTART_ANNOTATION: &str = "rzk.dev/restart";
 
-/// zoo.cfg keys the operator owns; overriding them would break membership, storage or probes.
+/// zoo.cfg keys the operator owns; overriding them would break membership, storage, probes,
+/// or lock the operator out of `reconfig` (the super user's digest).
 pub const RESERVED_CONFIG_KEYS: &[&str] = &[
     "dataDir",
     "dataLogDir",
@@ -28,6 +29,8 @@ pub const RESERVED_CONFIG_KEYS: &[&str] = &[
     "reconfigEnabled",
     "metricsProvider.httpPort",
     "admin.serverPort",
+    "DigestAuthenticationProvider.superDigest",
+    "superDigest",
 ];
 
 /// A ZooKeeper-compatible ensemble of `rzk server` pods, kept available through every change.
@@ -98,11 +101,11 @@ pub struct ZookeeperClusterSpec {
     pub storage: StorageSpec,
 
     /// zoo.cfg keys added to (or overriding) the operator's defaults. Keys that decide
-    /// membership, storage or the probe/metrics ports are reserved.
+    /// membership, storage, the probe/metrics ports or the super user's digest are reserved.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[x_kube(validation = Rule::new(
-        "self.all(k, !k.startsWith('server.') && !k.startsWith('group.') && !k.startsWith('weight.') && !(k in ['dataDir', 'dataLogDir', 'clientPort', 'dynamicConfigFile', 'standaloneEnabled', 'reconfigEnabled', 'metricsProvider.httpPort', 'admin.serverPort']))"
-    ).message("config may not set server.N, group.N, weight.N or the operator-managed keys dataDir, dataLogDir, clientPort, dynamicConfigFile, standaloneEnabled, reconfigEnabled, metricsProvider.httpPort, admin.serverPort"))]
+        "self.all(k, !k.startsWith('server.') && !k.startsWith('group.') && !k.startsWith('weight.') && !(k in ['dataDir', 'dataLogDir', 'clientPort', 'dynamicConfigFile', 'standaloneEnabled', 'reconfigEnabled', 'metricsProvider.httpPort', 'admin.serverPort', 'DigestAuthenticationProvider.superDigest', 'superDigest']))"
+    ).message("config may not set server.N, group.N, weight.N or the operator-managed keys dataDir, dataLogDir, clientPort, dynamicConfigFile, standaloneEnabled, reconfigEnabled, metricsProvider.httpPort, admin.serverPort, DigestAuthenticationProvider.superDigest, superDigest"))]
     pub config: BTreeMap<String, String>,
 
     /// Ports of each server.

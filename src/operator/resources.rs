@@ -1,20 +1,21 @@
 //! Pure builders of the Kubernetes objects one `ZookeeperCluster` owns: zoo.cfg ConfigMap,
-//! headless and client Services, StatefulSet, PodDisruptionBudget, ServiceAccount and the
-//! optional ServiceMonitor.
+//! headless and client Services, StatefulSet, PodDisruptionBudget, ServiceAccount, the
+//! admin Secret and the optional ServiceMonitor.
 //!
-//! No API calls and no clocks: everything is a function of the cluster object and the
-//! membership the caller passes in, so the output can be golden-tested and applied with
-//! server-side apply by the reconciler.
+//! No API calls, no clocks and no randomness: everything is a function of the cluster
+//! object and what the caller passes in (the membership, the super user's digest, the
+//! admin password), so the output can be golden-tested and applied by the reconciler.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec, StatefulSetUpdateStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, HTTPGetAction,
     PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SecurityContext, Service, ServiceAccount,
-    ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Secret, SecurityContext, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
     WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -37,6 +38,15 @@ pub const DATA_DIR: &str = "/data";
 pub const DATA_VOLUME: &str = "data";
 /// The container's name in the server pods.
 pub const CONTAINER: &str = "rzk";
+/// ZooKeeper's super user: the only identity allowed to `reconfig` (`/zookeeper/config` is
+/// world-readable and writable by nobody else).
+pub const SUPER_USER: &str = "super";
+/// Key of the super user's password in the admin Secret (`<cluster>-admin`).
+pub const ADMIN_PASSWORD_KEY: &str = "password";
+/// zoo.cfg key of the super user's digest (ZooKeeper's
+/// `zookeeper.DigestAuthenticationProvider.superDigest`; Apache ZooKeeper turns unknown zoo.cfg
+/// keys into `zookeeper.`-prefixed system properties, rzk reads the key itself).
+pub const SUPER_DIGEST_KEY: &str = "DigestAuthenticationProvider.superDigest";
 
 /// A member's role in the ensemble configuration (`server.N=...:<role>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +99,10 @@ impl Names {
     }
     pub fn config(cluster: &str) -> String {
         format!("{cluster}-config")
+    }
+    /// The Secret holding the super user's password.
+    pub fn admin_secret(cluster: &str) -> String {
+        format!("{cluster}-admin")
     }
     pub fn pod(cluster: &str, ordinal: u32) -> String {
         format!("{cluster}-{ordinal}")
@@ -149,6 +163,13 @@ fn meta(zk: &ZookeeperCluster, name: String) -> ObjectMeta {
     }
 }
 
+/// The super user's digest for `password`: `super:base64(sha1("super:<password>"))`, the value
+/// of [`SUPER_DIGEST_KEY`]. A one-way hash, so zoo.cfg (a ConfigMap) may carry it, as
+/// ZooKeeper's own documentation does; the password itself only lives in the admin Secret.
+pub fn super_digest(password: &str) -> String {
+    crate::tree::acl::digest(&format!("{SUPER_USER}:{password}"))
+}
+
 /// zoo.cfg keys set by the operator before user overrides (ZooKeeper's own names).
 fn base_config(zk: &ZookeeperCluster) -> BTreeMap<String, String> {
     let ports = &zk.spec.ports;
@@ -190,18 +211,21 @@ fn base_config(zk: &ZookeeperCluster) -> BTreeMap<String, String> {
     cfg
 }
 
-/// The part of zoo.cfg that does not depend on membership: defaults plus user overrides.
-/// Changing it needs a rolling restart; changing membership goes through reconfig instead.
-pub fn static_zoo_cfg(zk: &ZookeeperCluster) -> String {
+/// The part of zoo.cfg that does not depend on membership: defaults, user overrides and the
+/// super user's digest (see [`super_digest`]; the operator authenticates as the super user to
+/// reconfig). Changing it needs a rolling restart; changing membership goes through reconfig
+/// instead.
+pub fn static_zoo_cfg(zk: &ZookeeperCluster, super_digest: &str) -> String {
     let mut cfg = base_config(zk);
     for (key, value) in &zk.spec.config {
         // The CRD's CEL rule rejects these; an object that slipped past (old CRD) is not
-        // allowed to break membership either.
+        // allowed to break membership (or lock the operator out) either.
         if is_reserved_key(key) {
             continue;
         }
         cfg.insert(key.clone(), value.clone());
     }
+    cfg.insert(SUPER_DIGEST_KEY.to_string(), super_digest.to_string());
     let mut out = String::from("# Generated by rzk-operator; edits are overwritten.\n");
     for (key, value) in cfg {
         let _ = writeln!(out, "{key}={}", sanitize_value(&value));
@@ -236,8 +260,8 @@ pub fn server_line(zk: &ZookeeperCluster, member: Member) -> String {
 }
 
 /// The full zoo.cfg for the given membership.
-pub fn zoo_cfg(zk: &ZookeeperCluster, members: &[Member]) -> String {
-    let mut out = static_zoo_cfg(zk);
+pub fn zoo_cfg(zk: &ZookeeperCluster, members: &[Member], super_digest: &str) -> String {
+    let mut out = static_zoo_cfg(zk, super_digest);
     let mut members = members.to_vec();
     members.sort();
     for member in members {
@@ -247,16 +271,41 @@ pub fn zoo_cfg(zk: &ZookeeperCluster, members: &[Member]) -> String {
     out
 }
 
-/// ConfigMap holding `zoo.cfg`.
-pub fn config_map(zk: &ZookeeperCluster, members: &[Member]) -> ConfigMap {
+/// ConfigMap holding `zoo.cfg` (with the super user's digest, not the password).
+pub fn config_map(zk: &ZookeeperCluster, members: &[Member], super_digest: &str) -> ConfigMap {
     ConfigMap {
         metadata: meta(zk, Names::config(&zk.name_any())),
         data: Some(BTreeMap::from([(
             "zoo.cfg".to_string(),
-            zoo_cfg(zk, members),
+            zoo_cfg(zk, members, super_digest),
         )])),
         ..ConfigMap::default()
     }
+}
+
+/// The admin Secret `<cluster>-admin`: the super user's password under
+/// [`ADMIN_PASSWORD_KEY`]. The reconciler creates it once with a random password and never
+/// applies it again; it is immutable, owned by the cluster (deleted with it), and deleting
+/// it by hand rotates the password (a new one is created, and the digest change rolls the
+/// servers).
+pub fn admin_secret(zk: &ZookeeperCluster, password: &str) -> Secret {
+    Secret {
+        metadata: meta(zk, Names::admin_secret(&zk.name_any())),
+        type_: Some("Opaque".to_string()),
+        immutable: Some(true),
+        data: Some(BTreeMap::from([(
+            ADMIN_PASSWORD_KEY.to_string(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// The password stored in an admin Secret, if it holds a usable one.
+pub fn admin_password(secret: &Secret) -> Option<String> {
+    let bytes = &secret.data.as_ref()?.get(ADMIN_PASSWORD_KEY)?.0;
+    let password = String::from_utf8(bytes.clone()).ok()?;
+    (!password.is_empty()).then_some(password)
 }
 
 fn service_port(name: &str, port: i32) -> ServicePort {
@@ -487,14 +536,15 @@ fn pod_template_unhashed(zk: &ZookeeperCluster) -> PodTemplateSpec {
 }
 
 /// Hash of everything that needs a restart to take effect: the pod template and the static
-/// part of zoo.cfg. Membership (`server.N` lines) is left out: it changes through reconfig.
-pub fn desired_hash(zk: &ZookeeperCluster) -> String {
+/// part of zoo.cfg (the super user's digest included: servers read it at start). Membership
+/// (`server.N` lines) is left out: it changes through reconfig.
+pub fn desired_hash(zk: &ZookeeperCluster, super_digest: &str) -> String {
     let template = pod_template_unhashed(zk);
     let mut hasher = Sha1::new();
     // serde_json of k8s-openapi types is deterministic (struct field order, BTreeMaps).
     hasher.update(serde_json::to_vec(&template).unwrap_or_default());
     hasher.update(b"\0");
-    hasher.update(static_zoo_cfg(zk).as_bytes());
+    hasher.update(static_zoo_cfg(zk, super_digest).as_bytes());
     let digest = hasher.finalize();
     digest.iter().take(8).fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -503,9 +553,9 @@ pub fn desired_hash(zk: &ZookeeperCluster) -> String {
 }
 
 /// The server pod template, with the hash annotation the rollout planner compares.
-pub fn pod_template(zk: &ZookeeperCluster) -> PodTemplateSpec {
+pub fn pod_template(zk: &ZookeeperCluster, super_digest: &str) -> PodTemplateSpec {
     let mut template = pod_template_unhashed(zk);
-    let hash = desired_hash(zk);
+    let hash = desired_hash(zk, super_digest);
     if let Some(meta) = template.metadata.as_mut() {
         meta.annotations
             .get_or_insert_with(BTreeMap::new)
@@ -517,7 +567,7 @@ pub fn pod_template(zk: &ZookeeperCluster) -> PodTemplateSpec {
 /// The StatefulSet with `replicas` pods. Pods are created in parallel (a member needs its
 /// peers to become ready) and never replaced by the StatefulSet controller (OnDelete): the
 /// operator picks which pod restarts.
-pub fn stateful_set(zk: &ZookeeperCluster, replicas: u32) -> StatefulSet {
+pub fn stateful_set(zk: &ZookeeperCluster, replicas: u32, super_digest: &str) -> StatefulSet {
     let name = zk.name_any();
     let storage = &zk.spec.storage;
     StatefulSet {
@@ -534,7 +584,7 @@ pub fn stateful_set(zk: &ZookeeperCluster, replicas: u32) -> StatefulSet {
                 match_labels: Some(selector_labels(zk)),
                 ..LabelSelector::default()
             },
-            template: pod_template(zk),
+            template: pod_template(zk, super_digest),
             volume_claim_templates: Some(vec![PersistentVolumeClaim {
                 metadata: ObjectMeta {
                     name: Some(DATA_VOLUME.to_string()),
