@@ -10,7 +10,11 @@
 //! agree and nothing committed is lost or reordered); each server applies
 //! strictly increasing zxids; the cores' committed point matches the applied
 //! state; no protocol violation. When the faults stop, a leader must be
-//! elected, must commit new writes, and every server must converge.
+//! elected, must commit new writes, and every server must converge; then
+//! the clients' history (proposed at / acknowledged at, per write) must be
+//! linearizable against the committed sequence: no write twice, every
+//! acknowledged write present, and a write acknowledged before another was
+//! proposed ordered before it.
 //!
 //! A failure prints its seed; `RZK_SIM_SEED=<seed>` replays one exactly and
 //! `RZK_SIM_SEEDS=<n>` runs a longer soak of n seeds per ensemble shape
@@ -136,6 +140,10 @@ pub struct Sim {
     global: Vec<Entry>,
     /// Client writes acknowledged: committed by an established leader.
     acked: BTreeSet<Bytes>,
+    /// Client view of each write: when it was proposed and when a leader
+    /// applied it (the reply), for the linearizability check at the end.
+    invoked_at: BTreeMap<Bytes, u64>,
+    acked_at: BTreeMap<Bytes, u64>,
     leaders_by_epoch: BTreeMap<i64, ServerId>,
     immediate: VecDeque<(ServerId, Input)>,
     trace: VecDeque<String>,
@@ -182,6 +190,8 @@ impl Sim {
             next_write: 0,
             global: Vec::new(),
             acked: BTreeSet::new(),
+            invoked_at: BTreeMap::new(),
+            acked_at: BTreeMap::new(),
             leaders_by_epoch: BTreeMap::new(),
             immediate: VecDeque::new(),
             trace: VecDeque::new(),
@@ -367,6 +377,7 @@ impl Sim {
                         .is_some_and(|n| matches!(n.status(), Status::Leading { .. }))
                     {
                         self.acked.insert(e.txn.clone());
+                        self.acked_at.entry(e.txn.clone()).or_insert(self.now);
                     }
                     if sn.applied.last().is_some_and(|l| l.zxid >= e.zxid) {
                         let last = sn.applied.last().map(|l| l.zxid).unwrap_or(0);
@@ -526,6 +537,7 @@ impl Sim {
         let id = leaders[self.rng.below(leaders.len() as u64) as usize];
         self.next_write += 1;
         let payload = Bytes::from(format!("write-{}", self.next_write));
+        self.invoked_at.insert(payload.clone(), self.now);
         let node = self
             .nodes
             .get_mut(&id)
@@ -676,6 +688,55 @@ impl Sim {
         }
     }
 
+    /// The clients' view of the committed history is linearizable: no write
+    /// twice, every acknowledged write in it, and a write acknowledged
+    /// before another was proposed comes before it (the same properties the
+    /// real-process history checkers verify, for a replicated log).
+    fn check_linearizable(&mut self) {
+        let mut pos: BTreeMap<&Bytes, usize> = BTreeMap::new();
+        for (i, e) in self.global.iter().enumerate() {
+            if pos.insert(&e.txn, i).is_some() {
+                let msg = format!("write {:?} committed twice", e.txn);
+                self.fail(&msg);
+                return;
+            }
+        }
+        // Acknowledged writes by acknowledgement time, with the highest
+        // history position among those acknowledged so far.
+        let mut acked: Vec<(u64, usize)> = Vec::new();
+        for (txn, at) in &self.acked_at {
+            match pos.get(txn) {
+                Some(p) => acked.push((*at, *p)),
+                None => {
+                    let msg = format!("acknowledged write {txn:?} is not in the history");
+                    self.fail(&msg);
+                    return;
+                }
+            }
+        }
+        acked.sort();
+        let mut prefix_max = Vec::with_capacity(acked.len());
+        let mut m = 0usize;
+        for (_, p) in &acked {
+            m = m.max(*p);
+            prefix_max.push(m);
+        }
+        for (i, e) in self.global.iter().enumerate() {
+            let Some(invoked) = self.invoked_at.get(&e.txn) else {
+                continue;
+            };
+            let before = acked.partition_point(|(at, _)| at < invoked);
+            if before > 0 && prefix_max[before - 1] > i {
+                let msg = format!(
+                    "write {:?} (proposed at {invoked}) is ordered before a write acknowledged earlier",
+                    e.txn
+                );
+                self.fail(&msg);
+                return;
+            }
+        }
+    }
+
     /// The invariants, checked after every event.
     fn check(&mut self) {
         let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
@@ -822,6 +883,7 @@ impl Sim {
                 "acknowledged write {lost:?} is not in the final history"
             ));
         }
+        self.check_linearizable();
         self.stats.committed_writes = self.global.len() as u64;
         self.stats.sim_ms = self.now;
     }
