@@ -698,7 +698,6 @@ impl Sim {
             if pos.insert(&e.txn, i).is_some() {
                 let msg = format!("write {:?} committed twice", e.txn);
                 self.fail(&msg);
-                return;
             }
         }
         // Acknowledged writes by acknowledgement time, with the highest
@@ -710,7 +709,6 @@ impl Sim {
                 None => {
                     let msg = format!("acknowledged write {txn:?} is not in the history");
                     self.fail(&msg);
-                    return;
                 }
             }
         }
@@ -732,7 +730,6 @@ impl Sim {
                     e.txn
                 );
                 self.fail(&msg);
-                return;
             }
         }
     }
