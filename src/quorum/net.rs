@@ -139,6 +139,20 @@ pub trait Storage: Send + 'static {
     /// it) for `InstallSnapshot`.
     fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()>;
     fn sync(&mut self) -> std::io::Result<()>;
+
+    /// For a storage whose appends never block and whose durability can be
+    /// awaited (a group-commit log): the highest durable zxid. Batches of
+    /// appends then go straight to the log and are reported `Persisted`
+    /// when this reaches them, without a blocking thread per batch, and
+    /// the next batch is queued while the previous one is being synced.
+    fn durable_watch(&self) -> Option<watch::Receiver<Zxid>> {
+        None
+    }
+
+    /// The storage's writer failed (why), if it did.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A "disk" in memory that outlives the server using it, so a test can
@@ -740,6 +754,36 @@ async fn disk_task(
             batch.push(more);
         }
         let last = batch.last().map(|b| b.0).unwrap_or(0);
+        // Appends only, to a group-commit log: queue them and report them
+        // once durable, without waiting here.
+        let appends_only = batch.iter().all(|(_, op, _)| matches!(op, PersistOp::Append(_)));
+        if let (true, Some(st)) = (appends_only, storage.as_mut())
+            && let Some(mut durable) = st.durable_watch()
+        {
+            let mut target = 0;
+            for (_, op, _) in &batch {
+                if let PersistOp::Append(e) = op {
+                    target = e.zxid;
+                }
+                if let Err(e) = st.write(op, None) {
+                    let _ = events.send(Event::Failed(format!("storage write failed: {e}")));
+                    return;
+                }
+            }
+            let events = events.clone();
+            let why = st.failure();
+            tokio::spawn(async move {
+                // Later batches wait for higher zxids, so reports stay in
+                // order; `Persisted` means everything up to `last` anyway.
+                if durable.wait_for(|z| *z >= target).await.is_ok() {
+                    let _ = events.send(Event::Input(Input::Persisted { seq: last }));
+                } else {
+                    let why = why.unwrap_or_else(|| "the log writer stopped".into());
+                    let _ = events.send(Event::Failed(format!("storage write failed: {why}")));
+                }
+            });
+            continue;
+        }
         let Some(mut st) = storage.take() else { return };
         let result = tokio::task::spawn_blocking(move || {
             let r = batch

@@ -619,6 +619,14 @@ impl Storage for DiskStorage {
         }
     }
 
+    fn durable_watch(&self) -> Option<watch::Receiver<Zxid>> {
+        Some(self.durable.clone())
+    }
+
+    fn failure(&self) -> Option<String> {
+        lock(&self.log).failure()
+    }
+
     fn sync(&mut self) -> std::io::Result<()> {
         let target = self.last_appended;
         // On the disk task's blocking thread: block until the group commit
