@@ -756,7 +756,9 @@ async fn disk_task(
         let last = batch.last().map(|b| b.0).unwrap_or(0);
         // Appends only, to a group-commit log: queue them and report them
         // once durable, without waiting here.
-        let appends_only = batch.iter().all(|(_, op, _)| matches!(op, PersistOp::Append(_)));
+        let appends_only = batch
+            .iter()
+            .all(|(_, op, _)| matches!(op, PersistOp::Append(_)));
         if let (true, Some(st)) = (appends_only, storage.as_mut())
             && let Some(mut durable) = st.durable_watch()
         {

@@ -467,6 +467,15 @@ impl Ensemble {
     pub fn pause(&mut self, id: u32) {
         self.signal(id, libc::SIGSTOP);
         self.node_mut(id).paused = true;
+        // kill(2) returns before the stop takes effect: wait until every
+        // thread is stopped, or a "paused" server may still answer what
+        // the test sends next.
+        if let Some(pid) = self.node(id).pid() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && !all_threads_stopped(pid) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// SIGCONT.
@@ -877,4 +886,17 @@ impl Drop for Net {
             }
         }
     }
+}
+
+/// True when every thread of `pid` is in the stopped state ('T').
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.flatten().all(|t| {
+        std::fs::read_to_string(t.path().join("stat"))
+            .ok()
+            .and_then(|st| st.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+            .unwrap_or(true)
+    })
 }
