@@ -4,18 +4,13 @@
 //! controller and exits 0 within seconds — what Kubernetes expects of a pod
 //! being deleted or rolled.
 
+mod common;
+
+use common::free_port;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An "API server" that answers every request with an empty list.
 fn fake_api_server() -> u16 {

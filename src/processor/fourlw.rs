@@ -72,9 +72,18 @@ fn java_double(v: f64) -> String {
 }
 
 /// The reply to `word`, or the whitelist refusal.
+/// Words ZooKeeper answers only while serving (in a quorum, or standalone).
+const NEEDS_SERVING: &[&str] = &[
+    "srvr", "stat", "mntr", "cons", "crst", "dump", "wchs", "wchc", "wchp", "dirs",
+];
+
 pub fn answer(p: &mut Processor, word: &str, whitelist: &Whitelist, info: &ShellInfo) -> String {
     if !whitelist.allows(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    if info.mode == "looking" && NEEDS_SERVING.contains(&word) {
+        // As ZooKeeper: these words need a running (serving) server.
+        return "This ZooKeeper instance is not currently serving requests\n".into();
     }
     let mut s = String::new();
     match word {

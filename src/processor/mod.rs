@@ -560,29 +560,46 @@ impl Processor {
             return self.replica_request(conn, frame, now);
         }
         let mut out = Vec::new();
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return out;
-        };
+        if let Some((session, h, req)) = self.admit(&mut out, conn, frame, now) {
+            self.dispatch(&mut out, conn, session, h.xid, req, now);
+            self.note_last_zxid(conn);
+        }
+        out
+    }
+
+    /// What every request goes through first, standalone or replicated:
+    /// counters, the header, a live session, the body. Answers and returns
+    /// None when the request goes no further (ZooKeeper's answers: session
+    /// expired, Unimplemented then close for an unknown type,
+    /// MarshallingError for a body that does not decode).
+    fn admit(
+        &mut self,
+        out: &mut Vec<Effect>,
+        conn: ConnId,
+        frame: &[u8],
+        now: Clock,
+    ) -> Option<(i64, RequestHeader, Request)> {
+        let c = self.conns.get_mut(&conn)?;
         c.stats.received += 1;
         self.counters.packets_received += 1;
         let session = c.session;
         let mut r = Reader::new(frame);
         let Ok(h) = RequestHeader::read(&mut r) else {
             tracing::info!(conn, "malformed request header; closing connection");
-            self.close(&mut out, conn);
-            return out;
+            self.close(out, conn);
+            return None;
         };
         if session == 0 || !self.sessions.touch(session, now.mono_ms) {
             // The session is gone (expired or closing): the client must learn it.
             self.reply(
-                &mut out,
+                out,
                 conn,
                 h.xid,
                 ErrorCode::SessionExpired,
                 &Response::Empty,
             );
-            self.close(&mut out, conn);
-            return out;
+            self.close(out, conn);
+            return None;
         }
         let req = match Request::decode(h.op, &mut r) {
             Ok(Some(req)) => req,
@@ -593,40 +610,37 @@ impl Processor {
                     op = h.op,
                     "request of unknown type; closing connection"
                 );
-                self.reply(
-                    &mut out,
-                    conn,
-                    h.xid,
-                    ErrorCode::Unimplemented,
-                    &Response::Empty,
-                );
-                self.close(&mut out, conn);
-                return out;
+                self.reply(out, conn, h.xid, ErrorCode::Unimplemented, &Response::Empty);
+                self.close(out, conn);
+                return None;
             }
             Err(e) => {
                 // As ZooKeeper: a body that does not decode is answered with
                 // MarshallingError; the connection stays usable.
                 tracing::info!(conn, op = h.op, error = %e, "malformed request");
                 self.reply(
-                    &mut out,
+                    out,
                     conn,
                     h.xid,
                     ErrorCode::MarshallingError,
                     &Response::Empty,
                 );
-                return out;
+                return None;
             }
         };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_op = op_name(h.op);
             c.stats.last_cxid = h.xid;
         }
-        self.dispatch(&mut out, conn, session, h.xid, req, now);
+        Some((session, h, req))
+    }
+
+    /// For `cons`: the zxid the connection last saw.
+    fn note_last_zxid(&mut self, conn: ConnId) {
         let last = self.tree.last_zxid;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_zxid = last;
         }
-        out
     }
 
     fn auth_of(&self, conn: ConnId) -> Vec<Id> {

@@ -115,10 +115,6 @@ impl Processor {
         self.durable_hint = self.durable_hint.max(self.tree.last_zxid);
     }
 
-    pub fn is_replica(&self) -> bool {
-        self.replica
-    }
-
     /// Read-only mode (ZooKeeper's, for a server cut off from the quorum):
     /// read-only clients only, local sessions, writes and syncs refused
     /// with NotReadOnly.
@@ -188,57 +184,11 @@ impl Processor {
 
     /// One request that may run now: reads are answered, writes submitted.
     fn process(&mut self, out: &mut Vec<Effect>, conn: ConnId, frame: &[u8], now: Clock) {
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some((session, h, req)) = self.admit(out, conn, frame, now) else {
             return;
         };
-        c.stats.received += 1;
-        self.counters.packets_received += 1;
-        let (session, timeout) = (c.session, c.timeout);
-        let mut r = Reader::new(frame);
-        let Ok(h) = RequestHeader::read(&mut r) else {
-            tracing::info!(conn, "malformed request header; closing connection");
-            self.close(out, conn);
-            return;
-        };
-        if session == 0 || !self.sessions.touch(session, now.mono_ms) {
-            self.reply(
-                out,
-                conn,
-                h.xid,
-                ErrorCode::SessionExpired,
-                &Response::Empty,
-            );
-            self.close(out, conn);
-            return;
-        }
-        self.touched.insert(session, timeout);
-        let req = match Request::decode(h.op, &mut r) {
-            Ok(Some(req)) => req,
-            Ok(None) => {
-                tracing::warn!(
-                    conn,
-                    op = h.op,
-                    "request of unknown type; closing connection"
-                );
-                self.reply(out, conn, h.xid, ErrorCode::Unimplemented, &Response::Empty);
-                self.close(out, conn);
-                return;
-            }
-            Err(e) => {
-                tracing::info!(conn, op = h.op, error = %e, "malformed request");
-                self.reply(
-                    out,
-                    conn,
-                    h.xid,
-                    ErrorCode::MarshallingError,
-                    &Response::Empty,
-                );
-                return;
-            }
-        };
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.last_op = op_name(h.op);
-            c.stats.last_cxid = h.xid;
+        if let Some(c) = self.conns.get(&conn) {
+            self.touched.insert(session, c.timeout);
         }
         let marker = match &req {
             Request::Sync(s) => Some(Pending::Sync {
@@ -282,10 +232,7 @@ impl Processor {
             }
             None => self.dispatch(out, conn, session, h.xid, req, now),
         }
-        let last = self.tree.last_zxid;
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.last_zxid = last;
-        }
+        self.note_last_zxid(conn);
     }
 
     /// Runs the requests queued at the head of a connection's queue until

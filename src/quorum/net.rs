@@ -309,10 +309,9 @@ pub struct NodeInfo {
 }
 
 /// The replica's window on the node: what it is doing, and requests.
-pub struct Ctx {
+pub struct Ctx<'a> {
     pub info: NodeInfo,
-    /// While leading: this server and the learners synced with it.
-    pub synced: Option<std::collections::BTreeSet<ServerId>>,
+    node: &'a Node,
     requests: Vec<CtxRequest>,
 }
 
@@ -334,7 +333,13 @@ enum CtxRequest {
     Fail(String),
 }
 
-impl Ctx {
+impl Ctx<'_> {
+    /// While leading: this server and the learners synced with it
+    /// (computed on demand: only a reconfig needs it).
+    pub fn synced(&self) -> Option<std::collections::BTreeSet<ServerId>> {
+        self.node.synced()
+    }
+
     /// Proposes a txn whose header says `zxid`; the leader must give it
     /// exactly that zxid (the server stops otherwise: a bug).
     pub fn propose(&mut self, txn: Bytes, zxid: Zxid) {
@@ -865,11 +870,12 @@ impl<R: Replica> Shell<R> {
     fn with_replica<T>(&mut self, f: impl FnOnce(&mut R, &mut Ctx) -> T) -> T {
         let mut ctx = Ctx {
             info: self.info(),
-            synced: self.node.synced(),
+            node: &self.node,
             requests: Vec::new(),
         };
         let r = f(&mut self.replica, &mut ctx);
-        self.requests.append(&mut ctx.requests);
+        let mut requests = ctx.requests;
+        self.requests.append(&mut requests);
         r
     }
 

@@ -299,7 +299,7 @@ impl Core {
             extra_mntr: self
                 .repl
                 .as_ref()
-                .map(|r| r.extra_mntr(self.start))
+                .map(|r| r.extra_mntr())
                 .unwrap_or_default(),
             environment: environment(),
         }
@@ -414,22 +414,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         }
     });
 
-    if !purge_every.is_zero() {
-        let dir = dir.clone();
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(purge_every);
-            t.tick().await;
-            loop {
-                t.tick().await;
-                let d = dir.clone();
-                match tokio::task::spawn_blocking(move || d.purge(retain)).await {
-                    Ok(Ok(())) => tracing::info!(retain, "purged old snapshots and logs"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
-                    Err(_) => {}
-                }
-            }
-        });
-    }
+    spawn_purge(dir.clone(), purge_every, retain);
 
     let accept = accept_loop(
         listener,
@@ -480,6 +465,27 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     }
     // Dropping the core drops the log handle, which writes and syncs what is queued.
     Ok(())
+}
+
+/// autopurge: every `every` (none when zero), keep the newest `retain`
+/// snapshots and the logs they need, on a blocking thread.
+pub(super) fn spawn_purge(dir: Arc<DataDir>, every: Duration, retain: usize) {
+    if every.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(every);
+        t.tick().await;
+        loop {
+            t.tick().await;
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || d.purge(retain)).await {
+                Ok(Ok(())) => tracing::info!(retain, "purged old snapshots and logs"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
+                Err(_) => {}
+            }
+        }
+    });
 }
 
 pub(super) async fn shutdown_signal() {

@@ -55,11 +55,6 @@ use tokio::sync::{mpsc, watch};
 /// SNAP (ZooKeeper keeps 500 and can also read its log files).
 const LOG_WINDOW: usize = 5000;
 
-/// Four-letter words ZooKeeper answers only while serving.
-const NEEDS_SERVING: &[&str] = &[
-    "srvr", "stat", "mntr", "cons", "crst", "dump", "wchs", "wchc", "wchp", "dirs",
-];
-
 /// Who asked the leader for a sync.
 #[derive(Debug, Clone, Copy)]
 enum SyncFrom {
@@ -107,7 +102,7 @@ impl Repl {
     }
 
     /// The quorum's figures for `mntr` (and so `/metrics` and the admin API).
-    pub(crate) fn extra_mntr(&self, _start: Instant) -> Vec<(String, String)> {
+    pub(crate) fn extra_mntr(&self) -> Vec<(String, String)> {
         let mut v = vec![("quorum_size".to_string(), self.voters.to_string())];
         match self.info.status {
             Status::Leading { .. } => {
@@ -187,7 +182,10 @@ impl Core {
         let Some(prep) = self.repl().preparer.as_mut() else {
             return;
         };
-        prep.set_synced(ctx.synced.clone());
+        if sub.op == crate::proto::OpCode::Reconfig as i32 {
+            // Only a reconfig looks at who is synced.
+            prep.set_synced(ctx.synced());
+        }
         let effects = prep.forwarded(sub, now);
         propose_logs(effects, ctx);
     }
@@ -450,17 +448,6 @@ impl Replica for Core {
 
     fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
         self.repl().info = ctx.info;
-        if let CoreMsg::FourLetter { word, .. } = &m
-            && !self.repl().accepting()
-            && NEEDS_SERVING.contains(word)
-        {
-            // As ZooKeeper: these words need a running (serving) server.
-            if let CoreMsg::FourLetter { reply, .. } = m {
-                let _ = reply
-                    .send("This ZooKeeper instance is not currently serving requests\n".into());
-            }
-            return;
-        }
         if let CoreMsg::Connect { out, .. } = &m
             && !self.repl().accepting()
         {
@@ -879,22 +866,7 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let core_tx: mpsc::UnboundedSender<CoreMsg> = quorum.replica_sender();
     observe.attach(core_tx.clone(), stats.clone());
 
-    if !purge_every.is_zero() {
-        let dir = dir.clone();
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(purge_every);
-            t.tick().await;
-            loop {
-                t.tick().await;
-                let d = dir.clone();
-                match tokio::task::spawn_blocking(move || d.purge(retain)).await {
-                    Ok(Ok(())) => tracing::info!(retain, "purged old snapshots and logs"),
-                    Ok(Err(e)) => tracing::warn!(error = %e, "purge failed"),
-                    Err(_) => {}
-                }
-            }
-        });
-    }
+    super::core::spawn_purge(dir.clone(), purge_every, retain);
     let accept =
         super::core::accept_loop(listener, core_tx, released, stats, max_buffer, max_per_ip);
     let stopping = Arc::new(AtomicBool::new(false));
