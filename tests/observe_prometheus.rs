@@ -1,10 +1,10 @@
 //! Real Prometheus (Debian's `prometheus` package) scrapes three rzk servers
 //! on loopback; the test reads the series back through Prometheus' HTTP API.
 //!
-//! The three servers are configured as one ensemble (`server.1..3` lines,
-//! myid files). Until `rzk server` replicates they each serve standalone; the
-//! quorum checks (one leader, its synced_followers == 2) run only when the
-//! servers report a quorum state, and are skipped with a message otherwise.
+//! The three servers form one ensemble (`server.1..3` lines, myid files):
+//! every server's znode_count rises by all writes, write-latency histograms
+//! work in PromQL, exactly one reports leader, and the leader's
+//! synced_followers is 2.
 
 mod observe_support;
 use observe_support::*;
@@ -140,26 +140,16 @@ impl Prometheus {
     }
 }
 
-/// Whether `rzk server` runs replicated configurations yet.
-const REPLICATED: bool = true;
-
 /// Three servers configured as one ensemble on loopback.
 fn ensemble() -> Vec<Server> {
     let ports: Vec<(u16, u16, u16)> = (0..3)
         .map(|_| (free_port(), free_port(), free_port()))
         .collect();
-    // `rzk server` refuses server.N lines until replication is wired in
-    // (issue 3); until then the three run standalone and the quorum checks
-    // below skip. Flip REPLICATED when it is.
-    let servers: String = if REPLICATED {
-        ports
-            .iter()
-            .enumerate()
-            .map(|(i, (c, q, e))| format!("server.{}=127.0.0.1:{q}:{e};127.0.0.1:{c}\n", i + 1))
-            .collect()
-    } else {
-        String::new()
-    };
+    let servers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (c, q, e))| format!("server.{}=127.0.0.1:{q}:{e};127.0.0.1:{c}\n", i + 1))
+        .collect();
     ports
         .iter()
         .enumerate()
@@ -223,43 +213,27 @@ async fn prometheus_scrapes_every_server() {
         }
         writes.insert(s.metrics.clone().unwrap(), n as f64);
     }
-    let standalone = prom
-        .by_instance("rzk_server_state{state=\"standalone\"}")
-        .len()
-        == 3;
-    if standalone {
-        prom.wait_for("znode_count", "znode_count rose by the writes", |r| {
-            writes
-                .iter()
-                .all(|(inst, n)| r.get(inst) == Some(&(before[inst] + n)))
-        });
-        // Latency histograms are usable from PromQL.
-        let p99 = prom.wait_for(
-            "histogram_quantile(0.99, sum by (le, instance) (rate(updatelatency_bucket[1m])))",
-            "write latency p99 for every server",
-            |r| r.len() == 3 && r.values().all(|v| v.is_finite() && *v > 0.0),
-        );
-        assert!(p99.values().all(|v| *v <= 10_000.0), "{p99:?}");
-        eprintln!(
-            "SKIP quorum checks: the servers report Mode: standalone (replication is not \
-             implemented yet); synced_followers == 2 is checked once they form a quorum"
-        );
-    } else {
-        // One ensemble: every write is seen by all three servers.
-        let total: f64 = writes.values().sum();
-        prom.wait_for("znode_count", "znode_count rose on every server", |r| {
-            r.len() == 3 && r.iter().all(|(inst, v)| *v == before[inst] + total)
-        });
-        let leaders = prom.wait_for(
-            "rzk_server_state{state=\"leader\"}",
-            "exactly one leader",
-            |r| r.len() == 1,
-        );
-        let leader = leaders.keys().next().unwrap().clone();
-        prom.wait_for("synced_followers", "the leader's synced_followers", |r| {
-            r.get(&leader) == Some(&2.0)
-        });
-        let q = prom.by_instance("quorum_size");
-        assert!(q.values().all(|v| *v == 3.0), "{q:?}");
-    }
+    // One ensemble: every write is seen by all three servers.
+    let total: f64 = writes.values().sum();
+    prom.wait_for("znode_count", "znode_count rose on every server", |r| {
+        r.len() == 3 && r.iter().all(|(inst, v)| *v == before[inst] + total)
+    });
+    // Latency histograms are usable from PromQL.
+    let p99 = prom.wait_for(
+        "histogram_quantile(0.99, sum by (le, instance) (rate(updatelatency_bucket[1m])))",
+        "write latency p99 for every server",
+        |r| r.len() == 3 && r.values().all(|v| v.is_finite() && *v > 0.0),
+    );
+    assert!(p99.values().all(|v| *v <= 10_000.0), "{p99:?}");
+    let leaders = prom.wait_for(
+        "rzk_server_state{state=\"leader\"}",
+        "exactly one leader",
+        |r| r.len() == 1,
+    );
+    let leader = leaders.keys().next().unwrap().clone();
+    prom.wait_for("synced_followers", "the leader's synced_followers", |r| {
+        r.get(&leader) == Some(&2.0)
+    });
+    let q = prom.by_instance("quorum_size");
+    assert!(q.values().all(|v| *v == 3.0), "{q:?}");
 }
