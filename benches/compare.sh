@@ -22,6 +22,8 @@
 #   BENCH_FAILOVER_ROUNDS=3   leader kills per ensemble (the median is reported)
 #   BENCH_START_TIMEOUT=60    seconds a server gets to serve its first request
 #   BENCH_ZK_HEAP=1000m       ZooKeeper's -Xmx (upstream zkEnv.sh's default)
+#   BENCH_ZK_LOG=info         ZooKeeper's log level (slf4j-simple), logs/ in the results
+#   BENCH_RZK_LOG=info        rzk's RUST_LOG, logs/ in the results
 #   BENCH_BASE_PORT=31000     first port of the scheme (moved up if busy)
 #   BENCH_OUT=benches/results/<UTC time>   where results and plots go
 #   BENCH_DATA_DIR=$BENCH_OUT/data         server data (deleted at the end)
@@ -46,6 +48,10 @@ modes=${BENCH_MODES:-"standalone ensemble"}
 failover_rounds=${BENCH_FAILOVER_ROUNDS:-3}
 start_timeout=${BENCH_START_TIMEOUT:-60}
 zk_heap=${BENCH_ZK_HEAP:-1000m}
+# Both servers log at info (role changes, elections; nothing per request) to
+# $BENCH_OUT/logs/, so a fail-over can be read off the logs afterwards.
+zk_log=${BENCH_ZK_LOG:-info}
+rzk_log=${BENCH_RZK_LOG:-info}
 base_port=${BENCH_BASE_PORT:-31000}
 rzk_bin=${RZK_BIN:-$repo/target/release/rzk}
 rzk_stub=${BENCH_RZK_STUB:-}
@@ -182,13 +188,13 @@ start_node() { # mode target node  (records the pid)
     [[ $target == rzk && -n $rzk_stub ]] && impl=$rzk_stub
     case $impl in
         apache)
-            java "-Xmx$zk_heap" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+            java "-Xmx$zk_heap" -Dorg.slf4j.simpleLogger.defaultLogLevel="$zk_log" \
                 -Dzookeeper.admin.enableServer=false \
                 -cp "$zookeeper_jar:$slf4j_jar" \
                 org.apache.zookeeper.server.quorum.QuorumPeerMain "$cfg" >>"$logf" 2>&1 </dev/null &
             ;;
         rzk)
-            RUST_LOG=warn "$rzk_bin" server "$cfg" >>"$logf" 2>&1 </dev/null &
+            RUST_LOG=$rzk_log "$rzk_bin" server "$cfg" >>"$logf" 2>&1 </dev/null &
             ;;
     esac
     server_pid["$mode/$target/$node"]=$!

@@ -232,6 +232,86 @@ fn writes_through_any_server_reads_and_watches_everywhere() {
     });
 }
 
+/// Sends a ConnectRequest on a fresh socket to `port`.
+fn send_connect(port: u16) -> std::net::TcpStream {
+    use rzk::proto::{ConnectRequest, encode_framed};
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut frame = Vec::new();
+    encode_framed(
+        &ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        },
+        &mut frame,
+    );
+    s.write_all(&frame).unwrap();
+    s
+}
+
+/// Reads the server's answer: the ConnectResponse frame's length, or None
+/// when the server closed the connection.
+fn connect_answer(s: &mut std::net::TcpStream) -> Option<usize> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    match s.read_exact(&mut len) {
+        Ok(()) => Some(i32::from_be_bytes(len) as usize),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+fn signal(server: &RzkServer, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, sig) }, 0);
+}
+
+/// A client that connects while its server elects a leader waits for the
+/// election instead of being sent away (and backing off for hundreds of
+/// ms); a server that cannot form a quorum closes it after the hold.
+#[test]
+fn a_client_connecting_during_an_election_waits_for_it() {
+    let mut e = Ensemble::start(3, 0, "");
+    e.wait_serving();
+    e.kill(2);
+    e.wait_serving();
+    // Server 2 stopped: server 1 loses its quorum and looks for a leader.
+    signal(e.nodes[1].server.as_ref().unwrap(), libc::SIGSTOP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ["leader", "follower"].contains(&e.mode(0).as_str()) {
+        assert!(Instant::now() < deadline, "server 1 kept serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut waiting = send_connect(e.nodes[0].port);
+    std::thread::sleep(Duration::from_millis(200));
+    signal(e.nodes[1].server.as_ref().unwrap(), libc::SIGCONT);
+    let answer = connect_answer(&mut waiting);
+    assert!(
+        answer.is_some_and(|len| len >= 36),
+        "the waiting client got a session once the quorum was back: {answer:?}\n{}",
+        e.logs()
+    );
+    e.wait_serving();
+
+    // Alone, server 1 never serves: a client is closed after the hold.
+    e.kill(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ["leader", "follower"].contains(&e.mode(0).as_str()) {
+        assert!(Instant::now() < deadline, "server 1 kept serving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let mut refused = send_connect(e.nodes[0].port);
+    assert_eq!(connect_answer(&mut refused), None);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+}
+
 #[test]
 fn sessions_move_between_servers_and_expire_everywhere() {
     let e = Ensemble::start(3, 0, "minSessionTimeout=1000\nmaxSessionTimeout=4000");

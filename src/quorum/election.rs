@@ -8,7 +8,7 @@
 //! "out of election" set) instead of starting a round nobody else is in.
 //! Time comes in as `now_ms`; nothing here reads a clock or a socket.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
@@ -115,6 +115,10 @@ pub struct Election {
     notification_timeout_ms: u64,
     next_timeout_at: u64,
     finalize_at: Option<u64>,
+    /// Voters whose election connection broke or could not be made, until
+    /// it comes back: no notification from them can arrive, so finalizeWait
+    /// does not wait for them. Unknown peers count as reachable.
+    unreachable: BTreeSet<ServerId>,
 }
 
 impl Election {
@@ -147,6 +151,7 @@ impl Election {
             notification_timeout_ms: t,
             next_timeout_at: 0,
             finalize_at: None,
+            unreachable: BTreeSet::new(),
         }
     }
 
@@ -202,8 +207,36 @@ impl Election {
         };
         if self.has_quorum(&self.recv_set, &target) {
             self.finalize_at = Some(now + self.cfg.finalize_wait_ms);
+            self.decide_if_settled(&mut out);
         }
         out
+    }
+
+    /// Within finalizeWait: decide now if no other voter can still send a
+    /// vote that matters — each one agrees with our proposal or is
+    /// unreachable. Waiting only ever serves to hear a better vote; deciding
+    /// early is as safe as deciding late (the quorum that agreed is what
+    /// makes the leader's history complete).
+    fn decide_if_settled(&mut self, out: &mut Vec<ElectionOutput>) {
+        if self.finalize_at.is_none() {
+            return;
+        }
+        let target = Received {
+            vote: self.proposal,
+            election_epoch: self.logical_clock,
+            state: ServerState::Looking,
+            version: NOTIFICATION_VERSION,
+        };
+        let me = self.cfg.me;
+        let settled = self.cfg.membership.voters().iter().all(|v| {
+            *v == me
+                || self.unreachable.contains(v)
+                || self.recv_set.get(v).is_some_and(|r| same_vote(r, &target))
+        });
+        if settled {
+            self.finalize_at = None;
+            out.push(self.decide(self.proposal, self.logical_clock));
+        }
     }
 
     fn notification(&self, vote: Vote, election_epoch: i64, state: ServerState) -> Notification {
@@ -240,8 +273,18 @@ impl Election {
         }
     }
 
+    /// The election connection with `peer` broke or could not be made.
+    pub fn on_unreachable(&mut self, peer: ServerId) -> Vec<ElectionOutput> {
+        let mut out = Vec::new();
+        if peer != self.cfg.me && self.unreachable.insert(peer) && self.is_looking() {
+            self.decide_if_settled(&mut out);
+        }
+        out
+    }
+
     /// A (re)established connection: a looking server tells the peer its vote.
     pub fn on_connected(&mut self, peer: ServerId) -> Vec<ElectionOutput> {
+        self.unreachable.remove(&peer);
         if self.is_looking() && peer != self.cfg.me {
             let notification =
                 self.notification(self.proposal, self.logical_clock, ServerState::Looking);
@@ -266,6 +309,17 @@ impl Election {
     pub fn update_peer_epoch(&mut self, epoch: i64) {
         if let Some((vote, _)) = &mut self.current {
             vote.peer_epoch = epoch;
+        }
+    }
+
+    fn proposal_to(&self, to: ServerId) -> ElectionOutput {
+        ElectionOutput::Send {
+            to,
+            notification: self.notification(
+                self.proposal,
+                self.logical_clock,
+                ServerState::Looking,
+            ),
         }
     }
 
@@ -309,13 +363,29 @@ impl Election {
             zxid: n.zxid,
             peer_epoch: n.peer_epoch,
         };
-        if let Some(deadline) = self.finalize_at {
-            // Within finalizeWait only a better vote matters; it reopens the
-            // round. Anything else is dropped, as ZooKeeper does.
+        if self.finalize_at.is_some() {
+            // Within finalizeWait only a better vote changes anything; it
+            // reopens the round. A voter that agrees may let us decide
+            // early; one behind us is told our vote.
             if self.is_voter(vote.leader) && vote.beats(&self.proposal) {
                 self.finalize_at = None;
             } else {
-                let _ = deadline;
+                if n.state == ServerState::Looking && n.election_epoch == self.logical_clock {
+                    if vote == self.proposal {
+                        self.recv_set.insert(
+                            from,
+                            Received {
+                                vote,
+                                election_epoch: n.election_epoch,
+                                state: n.state,
+                                version: n.version,
+                            },
+                        );
+                        self.decide_if_settled(&mut out);
+                    } else {
+                        out.push(self.proposal_to(from));
+                    }
+                }
                 return out;
             }
         }
@@ -348,6 +418,12 @@ impl Election {
                 } else if vote.beats(&self.proposal) {
                     self.proposal = vote;
                     self.send_notifications(&mut out);
+                } else if self.proposal.beats(&vote) {
+                    // The peer has not heard our (better) vote: it started
+                    // looking after we sent ours, or was not looking then.
+                    // ZooKeeper stays silent and the peer waits a whole
+                    // notification timeout (200 ms) for our resend.
+                    out.push(self.proposal_to(from));
                 }
                 self.recv_set.insert(from, received);
                 let target = Received {
@@ -358,6 +434,7 @@ impl Election {
                 };
                 if self.has_quorum(&self.recv_set, &target) && self.finalize_at.is_none() {
                     self.finalize_at = Some(now + self.cfg.finalize_wait_ms);
+                    self.decide_if_settled(&mut out);
                 }
             }
             ServerState::Observing => {}
@@ -593,5 +670,100 @@ mod tests {
         };
         let reply = voter.on_notification(1, 4, &n);
         assert!(matches!(reply[..], [ElectionOutput::Send { to: 4, .. }]));
+    }
+
+    fn sent_to(out: &[ElectionOutput], to: ServerId) -> Option<&Notification> {
+        out.iter().find_map(|o| match o {
+            ElectionOutput::Send {
+                to: t,
+                notification,
+            } if *t == to => Some(notification),
+            _ => None,
+        })
+    }
+
+    fn decided(out: &[ElectionOutput]) -> Option<Decision> {
+        out.iter().find_map(|o| match o {
+            ElectionOutput::Decided(d) => Some(*d),
+            _ => None,
+        })
+    }
+
+    /// The survivors of a killed leader: server 1 and 2 look, 3 is gone.
+    fn survivors(three_unreachable: bool) -> (Election, Election, Vec<ElectionOutput>) {
+        let mut one = Election::new(ElectionConfig::new(1, members(3)));
+        let mut two = Election::new(ElectionConfig::new(2, members(3)));
+        if three_unreachable {
+            one.on_unreachable(3);
+            two.on_unreachable(3);
+        }
+        let zxid = make_zxid(4, 7);
+        one.start(0, zxid, 4);
+        let from_two = two.start(0, zxid, 4);
+        // 2's vote beats 1's: 1 adopts it and tells 2.
+        let n = sent_to(&from_two, 1).expect("2 votes to 1").clone();
+        let out = one.on_notification(1, 2, &n);
+        let n = sent_to(&out, 2).expect("1 now votes 2").clone();
+        let mut outs = out;
+        outs.extend(two.on_notification(2, 1, &n));
+        (one, two, outs)
+    }
+
+    #[test]
+    fn survivors_decide_at_once_when_the_rest_is_unreachable() {
+        let (_, _, outs) = survivors(true);
+        let decisions: Vec<Decision> = outs
+            .iter()
+            .filter_map(|o| match o {
+                ElectionOutput::Decided(d) => Some(*d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(decisions.len(), 2, "both decided within 2 ms: {outs:?}");
+        assert!(decisions.iter().all(|d| d.leader == 2));
+    }
+
+    #[test]
+    fn survivors_wait_out_finalize_while_a_voter_may_still_answer() {
+        let (mut one, mut two, outs) = survivors(false);
+        assert!(decided(&outs).is_none());
+        assert!(decided(&one.on_tick(150)).is_none());
+        // The third voter's connection breaks: nothing left to wait for.
+        let d = decided(&one.on_unreachable(3)).expect("1 decides");
+        assert_eq!((d.leader, d.state), (2, ServerState::Following));
+        let d = decided(&two.on_tick(FINALIZE_WAIT_MS + 2)).expect("2 decides");
+        assert_eq!((d.leader, d.state), (2, ServerState::Leading));
+    }
+
+    #[test]
+    fn a_worse_vote_is_answered_with_ours() {
+        let mut two = Election::new(ElectionConfig::new(2, members(3)));
+        let mut one = Election::new(ElectionConfig::new(1, members(3)));
+        let zxid = make_zxid(4, 7);
+        two.start(0, zxid, 4);
+        // 1 started looking after 2's notification went by: 2 must not stay
+        // silent until its notification timeout.
+        let out = one.start(5, zxid, 4);
+        let n = sent_to(&out, 2).expect("1 votes to 2").clone();
+        let reply = two.on_notification(6, 1, &n);
+        let back = sent_to(&reply, 1).expect("2 answers 1");
+        assert_eq!(back.leader, 2);
+        // Within finalizeWait too.
+        let mut three = Election::new(ElectionConfig::new(3, members(3)));
+        three.start(0, zxid, 4);
+        let agree = Notification {
+            leader: 3,
+            ..n.clone()
+        };
+        three.on_notification(1, 2, &agree);
+        let reply = three.on_notification(2, 1, &n);
+        assert_eq!(sent_to(&reply, 1).expect("3 answers 1").leader, 3);
+    }
+
+    #[test]
+    fn a_lone_voter_decides_at_once() {
+        let mut e = Election::new(ElectionConfig::new(1, members(1)));
+        let d = decided(&e.start(0, 0, 0)).expect("decided");
+        assert_eq!(d.state, ServerState::Leading);
     }
 }

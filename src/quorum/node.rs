@@ -58,6 +58,8 @@ pub enum Input {
     },
     /// The election connection with `peer` came up.
     Connected(ServerId),
+    /// The election connection with `peer` broke or could not be made.
+    Unreachable(ServerId),
     /// The quorum connection with `peer` closed.
     Disconnected(ServerId),
 }
@@ -356,6 +358,18 @@ impl Node {
                     Ok(())
                 }
                 Role::Leading(l) => l.on_message(&mut self.hist, from, m, &mut zo),
+                // A server that elected us while we follow someone else (the
+                // two elections raced): refuse it as a non-leader's quorum
+                // port does; its initLimit runs out and it looks again.
+                Role::Learning(_)
+                    if matches!(
+                        m,
+                        ZabMessage::FollowerInfo { .. } | ZabMessage::ObserverInfo { .. }
+                    ) =>
+                {
+                    zo.push(zab::Action::Disconnect(from));
+                    Ok(())
+                }
                 Role::Learning(l) => l.on_message(&mut self.hist, from, m, &mut zo),
             },
             Input::Persisted { seq } => {
@@ -371,6 +385,11 @@ impl Node {
             }
             Input::Connected(peer) => {
                 let eo = self.election.on_connected(peer);
+                self.push_election(eo, &mut out);
+                Ok(())
+            }
+            Input::Unreachable(peer) => {
+                let eo = self.election.on_unreachable(peer);
                 self.push_election(eo, &mut out);
                 Ok(())
             }
@@ -553,7 +572,7 @@ mod tests {
         #[test]
         fn arbitrary_peer_input_never_panics(
             me in 1u64..5,
-            steps in proptest::collection::vec((0u8..40, 1u64..6, 0i64..4, 0i64..6), 0..80),
+            steps in proptest::collection::vec((0u8..41, 1u64..6, 0i64..4, 0i64..6), 0..80),
         ) {
             let mut n = node(me);
             let mut now = 0;
@@ -567,6 +586,7 @@ mod tests {
                     36..=37 => Input::Persisted { seq: n.history().last_seq() },
                     38 => Input::Disconnected(from),
                     39 => Input::Connected(from),
+                    40 => Input::Unreachable(from),
                     k => Input::Message { from, msg: message(k, from, e, c) },
                 };
                 n.step(input);

@@ -281,6 +281,22 @@ impl Sim {
         }
     }
 
+    /// The election connection a–b came up or went away: both live ends
+    /// learn it (the election decides without waiting for an unreachable
+    /// voter).
+    fn election_link(&mut self, a: ServerId, b: ServerId, up: bool) {
+        for (x, y) in [(a, b), (b, a)] {
+            if self.alive(x) {
+                let input = if up {
+                    Input::Connected(y)
+                } else {
+                    Input::Unreachable(y)
+                };
+                self.immediate.push_back((x, input));
+            }
+        }
+    }
+
     fn boot(&mut self, id: ServerId) {
         let sn = &self.nodes[&id];
         let disk = PersistentState {
@@ -303,6 +319,12 @@ impl Sim {
         sn.staged_snapshot = None;
         self.log(format!("boot {id}"));
         self.execute(id, actions);
+        let peers: Vec<ServerId> = self.nodes.keys().copied().filter(|p| *p != id).collect();
+        for p in peers {
+            if self.alive(p) && self.reachable(id, p) {
+                self.election_link(id, p, true);
+            }
+        }
     }
 
     fn crash(&mut self, id: ServerId) {
@@ -315,6 +337,7 @@ impl Sim {
         let peers: Vec<ServerId> = self.nodes.keys().copied().filter(|p| *p != id).collect();
         for p in peers {
             self.reset_link(id, p, false);
+            self.election_link(id, p, false);
         }
     }
 
@@ -590,10 +613,21 @@ impl Sim {
                 group.insert(ids[self.rng.below(n) as usize]);
             }
             self.log(format!("partition {group:?} from the rest"));
+            self.cut_election_links(&group, false);
             self.partition = Some(group);
             self.stats.partitions += 1;
             let after = self.rng.range(200, 5000);
             self.schedule(after, Event::Heal);
+        }
+    }
+
+    /// Election connections between `group` and the rest go down or up.
+    fn cut_election_links(&mut self, group: &BTreeSet<ServerId>, up: bool) {
+        let ids: Vec<ServerId> = self.nodes.keys().copied().collect();
+        for &a in group {
+            for &b in ids.iter().filter(|b| !group.contains(b)) {
+                self.election_link(a, b, up);
+            }
         }
     }
 
@@ -674,8 +708,9 @@ impl Sim {
                 self.schedule(d, Event::ClientWrite);
             }
             Event::Heal => {
-                if self.partition.take().is_some() {
+                if let Some(group) = self.partition.take() {
                     self.log("heal".into());
+                    self.cut_election_links(&group, true);
                 }
             }
         }
@@ -828,7 +863,9 @@ impl Sim {
         self.run_until(chaos_ms, |_| false);
         // Pauses run out by themselves (at most 3 s).
         self.faults = false;
-        self.partition = None;
+        if let Some(group) = self.partition.take() {
+            self.cut_election_links(&group, true);
+        }
         let down: Vec<ServerId> = self
             .nodes
             .keys()

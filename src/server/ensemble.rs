@@ -19,8 +19,11 @@
 //!   report the sessions their clients touched in their PING answers.
 //! * `sync`: the leader answers once everything proposed before it is
 //!   committed (a SYNC packet to a learner, after the COMMITs before it).
-//! * A server that is not leading or synced serves no clients: they are
-//!   disconnected and find another server.
+//! * A server that is not leading or synced serves no clients. A client
+//!   that connects meanwhile waits (up to [`CONNECT_HOLD`]): elections take
+//!   milliseconds, and a client sent away backs off for far longer before
+//!   it tries again (ZooKeeper closes it at once). Clients of a server that
+//!   stops serving are disconnected and find another server.
 //!
 //! Storage ([`DiskStorage`]): proposals go to the same txn log writer
 //! (group commit) as standalone; `acceptedEpoch`/`currentEpoch` files as
@@ -42,6 +45,7 @@ use crate::quorum::wire::{PacketType, QuorumPacket};
 use crate::quorum::zab::{ACCEPTED_EPOCH_FILE, CURRENT_EPOCH_FILE, PersistOp, PersistentState};
 use crate::quorum::{Membership, ServerId, Zxid, make_zxid};
 use crate::storage::{DataDir, LogEntry, Recovered, TxnLog, format};
+use crate::tree::watch::ConnId;
 use anyhow::Context;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -54,6 +58,14 @@ use tokio::sync::{mpsc, watch};
 /// Committed txns kept in memory for DIFF; a learner further behind gets a
 /// SNAP (ZooKeeper keeps 500 and can also read its log files).
 const LOG_WINDOW: usize = 5000;
+
+/// How long a client connection that arrives while the server is not
+/// serving (electing, syncing with a new leader) waits for it to serve
+/// before it is closed. Short enough that a client of a server cut off from
+/// the quorum soon tries another one.
+const CONNECT_HOLD: Duration = Duration::from_millis(1000);
+/// Connections waiting at once, at most; more are closed at once.
+const MAX_WAITING_CONNECTIONS: usize = 1000;
 
 /// Who asked the leader for a sync.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +97,10 @@ pub(crate) struct Repl {
     /// The membership in force, as `/zookeeper/config` shows it.
     config_text: Bytes,
     config_version: i64,
+    /// Client connections that arrived while not serving ([`CONNECT_HOLD`]),
+    /// when each arrived, and everything they sent since, in order.
+    waiting_since: HashMap<ConnId, Instant>,
+    waiting: VecDeque<CoreMsg>,
 }
 
 impl Repl {
@@ -136,6 +152,16 @@ impl Repl {
     /// Accepting client connections: serving, or read-only.
     fn accepting(&self) -> bool {
         self.serving() || self.read_only
+    }
+}
+
+/// The client connection a waiting message belongs to.
+fn waiting_conn(m: &CoreMsg) -> Option<ConnId> {
+    match m {
+        CoreMsg::Connect { conn, .. }
+        | CoreMsg::Request { conn, .. }
+        | CoreMsg::Disconnected { conn } => Some(*conn),
+        _ => None,
     }
 }
 
@@ -266,6 +292,81 @@ impl Core {
     fn flush_held(&mut self, ctx: &mut Ctx) {
         for e in std::mem::take(&mut self.repl().held) {
             self.apply_entry(&e, ctx);
+        }
+    }
+
+    /// Keeps a connection that arrived while not serving, and what it sends
+    /// after, until the server serves or [`CONNECT_HOLD`] runs out. Returns
+    /// the message when it is to be handled now.
+    fn wait_for_serving(&mut self, m: CoreMsg) -> Option<CoreMsg> {
+        let r = self.repl();
+        match &m {
+            CoreMsg::Connect { conn, out, .. } if !r.accepting() => {
+                if r.waiting_since.len() >= MAX_WAITING_CONNECTIONS {
+                    let _ = out.send(Out::Close { tag: 0 });
+                } else {
+                    r.waiting_since.insert(*conn, Instant::now());
+                    r.waiting.push_back(m);
+                }
+                None
+            }
+            CoreMsg::Request { conn, .. } if r.waiting_since.contains_key(conn) => {
+                r.waiting.push_back(m);
+                None
+            }
+            CoreMsg::Disconnected { conn } if r.waiting_since.remove(conn).is_some() => {
+                let conn = *conn;
+                r.waiting.retain(|w| waiting_conn(w) != Some(conn));
+                None
+            }
+            _ => Some(m),
+        }
+    }
+
+    /// The server serves (or gave up on some): handles what waited, in
+    /// order, and closes connections that waited [`CONNECT_HOLD`].
+    fn release_waiting(&mut self, ctx: &mut Ctx) {
+        if self.repl().accepting() {
+            let waiting = std::mem::take(&mut self.repl().waiting);
+            self.repl().waiting_since.clear();
+            for m in waiting {
+                self.message(m, ctx);
+            }
+            return;
+        }
+        let r = self.repl();
+        let expired: Vec<ConnId> = r
+            .waiting_since
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= CONNECT_HOLD)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in expired {
+            r.waiting_since.remove(&conn);
+            r.waiting.retain(|w| {
+                if waiting_conn(w) != Some(conn) {
+                    return true;
+                }
+                if let CoreMsg::Connect { out, .. } = w {
+                    // Not in a quorum: the client must try another server.
+                    let _ = out.send(Out::Close { tag: 0 });
+                }
+                false
+            });
+        }
+    }
+
+    fn handle_message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
+        let effects = self.handle(m);
+        self.apply(effects, Some(ctx));
+        // A leader keeps its own clients' sessions alive at once; a learner
+        // reports them with its next PING (`ping_data`).
+        if self.repl().preparer.is_some() {
+            let touched = self.p.take_touched();
+            let now = self.now();
+            if let Some(prep) = self.repl().preparer.as_mut() {
+                prep.touch_sessions(&touched, now);
+            }
         }
     }
 
@@ -444,27 +545,13 @@ impl Replica for Core {
             }
             Status::Looking | Status::Syncing { .. } => {}
         }
+        self.release_waiting(ctx);
     }
 
     fn message(&mut self, m: CoreMsg, ctx: &mut Ctx) {
         self.repl().info = ctx.info;
-        if let CoreMsg::Connect { out, .. } = &m
-            && !self.repl().accepting()
-        {
-            // Not in a quorum: the client must try another server.
-            let _ = out.send(Out::Close { tag: 0 });
-            return;
-        }
-        let effects = self.handle(m);
-        self.apply(effects, Some(ctx));
-        // A leader keeps its own clients' sessions alive at once; a learner
-        // reports them with its next PING (`ping_data`).
-        if self.repl().preparer.is_some() {
-            let touched = self.p.take_touched();
-            let now = self.now();
-            if let Some(prep) = self.repl().preparer.as_mut() {
-                prep.touch_sessions(&touched, now);
-            }
+        if let Some(m) = self.wait_for_serving(m) {
+            self.handle_message(m, ctx);
         }
     }
 
@@ -534,6 +621,9 @@ impl Replica for Core {
         }
         let log = lock(&self.log).stats();
         self.stats.recorder.log_progress(log);
+        if !self.repl().waiting_since.is_empty() {
+            self.release_waiting(ctx);
+        }
     }
 }
 
@@ -854,6 +944,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
             voters,
             config_text,
             config_version,
+            waiting_since: HashMap::new(),
+            waiting: VecDeque::new(),
             read_only_allowed,
             // Looking at first: read-only until in a quorum, if allowed.
             read_only: read_only_allowed,

@@ -262,6 +262,15 @@ async fn peer_task(
     let mut backoff = MIN_BACKOFF;
     let mut last_sent: Option<Bytes> = None;
     let mut next: Option<TcpStream> = None;
+    // Whether the node was told the peer is unreachable since it was last
+    // connected (its election then waits for nobody on that side).
+    let mut told_unreachable = false;
+    let tell_unreachable = |told: &mut bool| {
+        if !*told {
+            *told = true;
+            let _ = events.send(Event::Input(Input::Unreachable(peer.sid)));
+        }
+    };
     loop {
         let stream = match next.take() {
             Some(s) => s,
@@ -304,6 +313,7 @@ async fn peer_task(
                         }
                         Err(e) => {
                             tracing::debug!(server = me, peer = peer.sid, error = %e, "election connect failed");
+                            tell_unreachable(&mut told_unreachable);
                             tokio::select! {
                                 _ = tokio::time::sleep(backoff) => {}
                                 s = inbound.recv() => match s {
@@ -324,6 +334,7 @@ async fn peer_task(
         let reader = tokio::spawn(read_loop(r, peer.sid, events.clone()));
         tasks.register(reader.abort_handle());
         let _ = events.send(Event::Input(Input::Connected(peer.sid)));
+        told_unreachable = false;
         backoff = MIN_BACKOFF;
         let mut reader = reader;
         // ZooKeeper resends the last notification on a fresh connection when
@@ -385,6 +396,9 @@ async fn peer_task(
             replaced = next.is_some(),
             "election connection down"
         );
+        if next.is_none() && !knocked {
+            tell_unreachable(&mut told_unreachable);
+        }
         if knocked {
             peer.request_connect();
         } else if next.is_none() && !*lock(&peer.connect_requested) {
