@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
@@ -31,6 +31,10 @@ pub struct Ctx {
     pub max_buffer: usize,
 }
 
+/// Bytes of client requests read at once (bigger requests are read
+/// straight into their own buffer).
+const READ_BUFFER: usize = 4096;
+
 /// When each unanswered request arrived, and its type (for per-op latency).
 /// Requests a connection may have unanswered before we stop reading it.
 const MAX_OUTSTANDING: usize = 1000;
@@ -38,7 +42,7 @@ const MAX_OUTSTANDING: usize = 1000;
 type Arrivals = Arc<Mutex<VecDeque<(Instant, i32)>>>;
 
 /// Reads one length-prefixed frame; None on EOF, error or a bad length.
-async fn read_frame(rd: &mut OwnedReadHalf, len: i32, ctx: &Ctx) -> Option<Vec<u8>> {
+async fn read_frame(rd: &mut BufReader<OwnedReadHalf>, len: i32, ctx: &Ctx) -> Option<Vec<u8>> {
     if len < 0 || len as usize > ctx.max_buffer {
         tracing::warn!(addr = %ctx.addr, len, max = ctx.max_buffer, "packet length out of range (jute.maxbuffer); closing connection");
         return None;
@@ -65,7 +69,10 @@ fn arrived(arrivals: &Arrivals, stats: &Stats, op: i32) {
 }
 
 pub async fn run(stream: TcpStream, ctx: Ctx) {
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // One recv call per request instead of two (length, then body), and
+    // pipelined requests in one.
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let Ok(len) = rd.read_i32().await else { return };
     if let Some(word) = fourlw::word_of(len) {
         let (tx, rx) = oneshot::channel();

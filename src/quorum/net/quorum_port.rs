@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -171,13 +171,21 @@ fn invalid(msg: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, msg)
 }
 
+/// Bytes read from a peer at once.
+const READ_BUFFER: usize = 64 * 1024;
+/// Queued packets are gathered into writes of about this size.
+const WRITE_BATCH: usize = 64 * 1024;
+
 /// Reads packets until the connection ends, then reports the close.
 async fn read_loop(
-    mut r: OwnedReadHalf,
+    r: OwnedReadHalf,
     conn: u64,
     peer: ServerId,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    // A packet is read field by field: unbuffered, that is five recv calls
+    // for every PROPOSAL, ACK or COMMIT.
+    let mut r = BufReader::with_capacity(READ_BUFFER, r);
     loop {
         let msg = match read_packet(&mut r).await {
             Ok(m) => m,
@@ -211,9 +219,34 @@ async fn read_loop(
 }
 
 async fn write_loop(mut w: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
-    while let Some(b) = rx.recv().await {
-        if w.write_all(&b).await.is_err() {
-            return;
+    // Everything queued goes out in one write: under load the leader queues
+    // PROPOSALs and COMMITs faster than one send call per packet could
+    // carry them (each one a trip through the TCP stack and a wake-up of
+    // the reader).
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH);
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(b) = next.take() {
+            if batch.is_empty() && b.len() >= WRITE_BATCH {
+                // A snapshot: no copy.
+                if w.write_all(&b).await.is_err() {
+                    return;
+                }
+            } else {
+                batch.extend_from_slice(&b);
+            }
+            if batch.len() < WRITE_BATCH {
+                next = rx.try_recv().ok();
+            }
+            if next.is_none() || batch.len() >= WRITE_BATCH {
+                if !batch.is_empty() && w.write_all(&batch).await.is_err() {
+                    return;
+                }
+                batch.clear();
+            }
+        }
+        if batch.capacity() > 4 * WRITE_BATCH {
+            batch = Vec::with_capacity(WRITE_BATCH);
         }
     }
     // The node task dropped the connection: close our side cleanly.
