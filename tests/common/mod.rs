@@ -14,12 +14,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A loopback port nobody listens on, never the same one twice in a test
+/// process. Taken below the kernel's ephemeral range (32768-60999 by
+/// default): a port the kernel hands out for "port 0" can be handed out
+/// again, or taken by an outgoing connection, before the server that was
+/// meant to get it binds it (seen: "election port ... Address already in
+/// use" with tests running side by side).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test processes running at the same time start at different places.
+    let start = (std::process::id() % 97) * 120;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < COUNT, "ran out of test ports");
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Sends a four-letter word and returns the reply ("" if it failed).
