@@ -20,6 +20,11 @@
 #   BENCH_TARGETS="apache rzk"
 #   BENCH_MODES="standalone ensemble"
 #   BENCH_FAILOVER_ROUNDS=3   leader kills per ensemble (the median is reported)
+#   BENCH_EQUAL_LOAD_PCT=70   latency at equal load: after the closed-loop runs,
+#                             each workload again open loop (--rate) at this
+#                             percentage of the slower server's closed-loop
+#                             throughput at the largest client count, the same
+#                             rate for both servers (0: skip)
 #   BENCH_START_TIMEOUT=60    seconds a server gets to serve its first request
 #   BENCH_ZK_HEAP=1000m       ZooKeeper's -Xmx (upstream zkEnv.sh's default)
 #   BENCH_ZK_LOG=info         ZooKeeper's log level (slf4j-simple), logs/ in the results
@@ -46,6 +51,7 @@ value_size=${BENCH_VALUE_SIZE:-100}
 targets=${BENCH_TARGETS:-"apache rzk"}
 modes=${BENCH_MODES:-"standalone ensemble"}
 failover_rounds=${BENCH_FAILOVER_ROUNDS:-3}
+equal_load_pct=${BENCH_EQUAL_LOAD_PCT:-70}
 start_timeout=${BENCH_START_TIMEOUT:-60}
 zk_heap=${BENCH_ZK_HEAP:-1000m}
 # Both servers log at info (role changes, elections; nothing per request) to
@@ -78,7 +84,7 @@ if [[ ! -x $rzk_bin ]]; then
     log "building $rzk_bin (cargo build --release)"
     (cd "$repo" && cargo build --release --bin rzk) || die "cannot build rzk"
 fi
-mkdir -p "$out/runs" "$out/logs" "$data_root"
+mkdir -p "$out/runs" "$out/rate" "$out/logs" "$data_root"
 meta="$out/meta.jsonl"
 : >"$meta"
 
@@ -346,6 +352,28 @@ failover() { # target: kill the ensemble leader, time the first successful write
     done
 }
 
+# The offered rate for the equal-load runs of a workload: BENCH_EQUAL_LOAD_PCT
+# of the lower closed-loop throughput of the two servers at `clients`.
+equal_rate() { # mode workload clients
+    python3 - "$out/runs" "$1" "${2//:/}" "$3" "$equal_load_pct" $targets <<'EOF'
+import json, os, sys
+runs, mode, workload, clients, pct = sys.argv[1:6]
+rates = []
+for target in sys.argv[6:]:
+    path = os.path.join(runs, f"{mode}_{target}_{workload}_c{clients}.json")
+    if not os.path.exists(path):
+        sys.exit(1)
+    with open(path) as handle:
+        lines = [json.loads(line) for line in handle if line.strip()]
+    total = next(line for line in lines if line.get("type") == "total")
+    rates.append(total["throughput"])
+rate = int(min(rates) * float(pct) / 100)
+if rate <= 0:
+    sys.exit(1)
+print(rate)
+EOF
+}
+
 # ---------------------------------------------------------------- the run
 run_index=0
 for mode in $modes; do
@@ -370,6 +398,27 @@ for mode in $modes; do
             done
         done
     done
+    # Latency at equal load. Closed loop puts each server at its own maximum,
+    # so the faster one is measured under more load; here both get the same
+    # offered rate, open loop (a stall counts from the intended send time).
+    if ((equal_load_pct > 0)); then
+        headline=$(tr ' ' '\n' <<<"$clients_list" | sort -n | tail -1)
+        for workload in $workloads; do
+            rate=$(equal_rate "$mode" "$workload" "$headline") || continue
+            for target in $targets; do
+                [[ -n ${up["$mode/$target"]:-} ]] || continue
+                name="${mode}_${target}_${workload//:/}_r${rate}"
+                log "$mode/$target: $workload at $rate ops/s offered, $headline clients"
+                if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$headline" \
+                    --rate "$rate" --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
+                    --workload "$workload" --json "$out/rate/$name.json" --quiet \
+                    >"$out/rate/$name.txt" 2>&1; then
+                    log "$mode/$target: $workload at $rate ops/s failed (see rate/$name.txt)"
+                    rm -f "$out/rate/$name.json"
+                fi
+            done
+        done
+    fi
     for target in $targets; do
         [[ -n ${up["$mode/$target"]:-} ]] && record_rss "$mode" "$target"
     done

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Summarise a benches/compare.sh result directory.
 
-Reads runs/*.json (JSON lines from `rzk bench --json`), meta.jsonl (start-up,
-peak RSS, fail-over) and params.json; prints, per mode, every figure for Apache
+Reads runs/*.json (JSON lines from `rzk bench --json`), rate/*.json (the
+equal-load open-loop runs), meta.jsonl (start-up, peak RSS, fail-over) and
+params.json; prints, per mode, every figure for Apache
 ZooKeeper and rzk with the rzk/ZooKeeper ratio, writes the same as summary.md,
 and plots throughput and latency against client count (PNG, needs matplotlib).
 
@@ -33,6 +34,51 @@ def load_runs(result_dir):
         if total is not None:
             runs[(mode, target, workload, int(clients[1:]))] = total
     return runs
+
+
+def load_rate_runs(result_dir):
+    """{(mode, target, workload, rate): {op: line}} of the equal-load runs."""
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(result_dir, "rate", "*.json"))):
+        mode, target, workload, rate = os.path.basename(path)[:-5].split("_")
+        with open(path) as handle:
+            lines = [json.loads(line) for line in handle if line.strip()]
+        by_op = {line["op"]: line for line in lines if line.get("type") in ("op", "total")}
+        if "total" in by_op:
+            runs[(mode, target, workload, int(rate[1:]))] = by_op
+    return runs
+
+
+def equal_load_table(mode, rate_runs):
+    """Latency of both servers at the same offered rate, per workload and op."""
+    keys = sorted({(w, r) for (m, _, w, r) in rate_runs if m == mode})
+    if not keys:
+        return ""
+    out = [f"### {mode}: latency at equal offered load (open loop)", "",
+           "| workload, offered rate | op | ZooKeeper p50 / p99 / p99.9 | rzk p50 / p99 / p99.9 | "
+           "p99 rzk/ZooKeeper | served ops/s (ZooKeeper / rzk) |",
+           "|---|---|---:|---:|---:|---:|"]
+    for workload, rate in keys:
+        lines = {t: rate_runs.get((mode, t, workload, rate)) for t in TARGETS}
+        if any(v is None for v in lines.values()):
+            continue
+        ops = [op for op in lines["apache"] if op != "total"]
+        for op in ops + ["total"]:
+            cells, p99 = [], {}
+            for t in TARGETS:
+                line = lines[t].get(op)
+                if line is None:
+                    cells.append("n/a")
+                    continue
+                p99[t] = line["p99_us"] / 1000
+                errors = f" ({line['errors']} errors)" if line.get("errors") else ""
+                cells.append(f"{line['p50_us'] / 1000:.2f} / {line['p99_us'] / 1000:.2f} / "
+                             f"{line['p999_us'] / 1000:.2f} ms{errors}")
+            served = " / ".join(f"{lines[t][op]['throughput']:,.0f}" if op in lines[t] else "n/a"
+                                for t in TARGETS)
+            out.append(f"| {WORKLOAD_LABEL.get(workload, workload)} at {rate:,} ops/s | {op} | {cells[0]} | "
+                       f"{cells[1]} | {ratio(p99.get('apache'), p99.get('rzk'))} | {served} |")
+    return "\n".join(out) + "\n"
 
 
 def load_meta(result_dir):
@@ -194,8 +240,12 @@ def main():
         LABEL["rzk"] = f"rzk (stub: {params['rzk_stub']})"
         sections.append(f"**Stub run**: the rzk column ran {params['rzk_stub']} (BENCH_RZK_STUB), "
                         "not rzk; its figures and ratios only show that the script works.\n")
+    rate_runs = load_rate_runs(result_dir)
     for mode in modes:
         sections.append(table(mode, figures(mode, runs, meta, headline)))
+        equal = equal_load_table(mode, rate_runs)
+        if equal:
+            sections.append(equal)
     sections.append("### every run\n\n" + all_runs_table(runs))
     failover = {key: values for key, values in meta.items() if key[2] == "failover_ms"}
     if failover:

@@ -39,9 +39,9 @@ pub struct ServerArgs {
 /// `requested`, or one per CPU this process may use — but a single thread on
 /// one or two CPUs. Every write crosses between the connection tasks, the
 /// core task and the log thread several times; on two CPUs a second worker
-/// costs more in cross-thread wake-ups than it gains (measured: a 3-server
-/// ensemble on two cores commits about a fifth more writes per second with
-/// one worker, and serves reads as fast).
+/// mostly adds cross-thread wake-ups (measured on two cores, a 3-server
+/// ensemble in alternating runs: 9.5-10.6 k writes/s with one worker against
+/// 8.1-8.6 k with two, reads the same; see BENCHMARKS.md).
 fn runtime_workers(requested: usize) -> usize {
     if requested > 0 {
         return requested;
