@@ -25,6 +25,11 @@
 #                             percentage of the slower server's closed-loop
 #                             throughput at the largest client count, the same
 #                             rate for both servers (0: skip)
+#   BENCH_EQUAL_LOAD_CLIENTS=64  sessions sharing that rate: each one has a
+#                             request in flight at most, so with as few
+#                             sessions as the closed loop had each would be a
+#                             busy queue of its own and its backlog, not the
+#                             server, would make the tail
 #   BENCH_START_TIMEOUT=60    seconds a server gets to serve its first request
 #   BENCH_ZK_HEAP=1000m       ZooKeeper's -Xmx (upstream zkEnv.sh's default)
 #   BENCH_ZK_LOG=info         ZooKeeper's log level (slf4j-simple), logs/ in the results
@@ -52,6 +57,7 @@ targets=${BENCH_TARGETS:-"apache rzk"}
 modes=${BENCH_MODES:-"standalone ensemble"}
 failover_rounds=${BENCH_FAILOVER_ROUNDS:-3}
 equal_load_pct=${BENCH_EQUAL_LOAD_PCT:-70}
+equal_load_clients=${BENCH_EQUAL_LOAD_CLIENTS:-64}
 start_timeout=${BENCH_START_TIMEOUT:-60}
 zk_heap=${BENCH_ZK_HEAP:-1000m}
 # Both servers log at info (role changes, elections; nothing per request) to
@@ -408,8 +414,8 @@ for mode in $modes; do
             for target in $targets; do
                 [[ -n ${up["$mode/$target"]:-} ]] || continue
                 name="${mode}_${target}_${workload//:/}_r${rate}"
-                log "$mode/$target: $workload at $rate ops/s offered, $headline clients"
-                if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$headline" \
+                log "$mode/$target: $workload at $rate ops/s offered, $equal_load_clients clients"
+                if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$equal_load_clients" \
                     --rate "$rate" --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
                     --workload "$workload" --json "$out/rate/$name.json" --quiet \
                     >"$out/rate/$name.txt" 2>&1; then

@@ -76,7 +76,8 @@ def equal_load_table(mode, rate_runs):
                              f"{line['p999_us'] / 1000:.2f} ms{errors}")
             served = " / ".join(f"{lines[t][op]['throughput']:,.0f}" if op in lines[t] else "n/a"
                                 for t in TARGETS)
-            out.append(f"| {WORKLOAD_LABEL.get(workload, workload)} at {rate:,} ops/s | {op} | {cells[0]} | "
+            sessions = lines["apache"]["total"].get("clients", "?")
+            out.append(f"| {WORKLOAD_LABEL.get(workload, workload)} at {rate:,} ops/s, {sessions} sessions | {op} | {cells[0]} | "
                        f"{cells[1]} | {ratio(p99.get('apache'), p99.get('rzk'))} | {served} |")
     return "\n".join(out) + "\n"
 

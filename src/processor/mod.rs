@@ -176,7 +176,8 @@ impl Processor {
         for (id, timeout) in sessions {
             table.add(*id, (*timeout).max(0) as u32, now.mono_ms);
         }
-        let snapshot_after = Self::next_snapshot_threshold(settings.snap_count, tree.last_zxid);
+        let snapshot_after =
+            Self::next_snapshot_threshold(settings.snap_count, tree.last_zxid, settings.server_id);
         Processor {
             tree,
             sessions: table,
@@ -200,10 +201,13 @@ impl Processor {
     }
 
     /// ZooKeeper spreads snapshots over [snapCount/2+1, snapCount] so servers
-    /// of an ensemble don't all snapshot at once.
-    fn next_snapshot_threshold(snap_count: u64, seed: i64) -> u64 {
+    /// of an ensemble don't all snapshot (and roll their logs) at once. The
+    /// servers of an ensemble share every zxid, so the server id goes into
+    /// the pick too: with the zxid alone all three chose the same point.
+    fn next_snapshot_threshold(snap_count: u64, zxid: i64, server_id: u8) -> u64 {
         let half = (snap_count / 2).max(1);
-        half + 1 + (seed.unsigned_abs().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % half
+        let seed = zxid.unsigned_abs() ^ (u64::from(server_id) << 40) ^ u64::from(server_id);
+        half + 1 + (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 33) % half
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -546,8 +550,11 @@ impl Processor {
         self.txns_since_snapshot += 1;
         if self.txns_since_snapshot >= self.snapshot_after {
             self.txns_since_snapshot = 0;
-            self.snapshot_after =
-                Self::next_snapshot_threshold(self.settings.snap_count, self.tree.last_zxid);
+            self.snapshot_after = Self::next_snapshot_threshold(
+                self.settings.snap_count,
+                self.tree.last_zxid,
+                self.settings.server_id,
+            );
             out.push(Effect::Snapshot);
         }
     }

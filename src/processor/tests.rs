@@ -652,3 +652,21 @@ fn reads_wait_only_for_the_writes_they_can_see() {
     );
     assert_eq!(last_tag(&eff, 3), created);
 }
+
+#[test]
+fn servers_of_an_ensemble_snapshot_at_different_points() {
+    // They share every zxid: the pick must still differ between them, and
+    // stay within ZooKeeper's [snapCount/2 + 1, snapCount].
+    let zxid = 0x1_0000_0000;
+    let picks: Vec<u64> = (1..=5)
+        .map(|id| Processor::next_snapshot_threshold(100_000, zxid, id))
+        .collect();
+    assert!(
+        picks.iter().all(|p| (50_001..=100_000).contains(p)),
+        "{picks:?}"
+    );
+    let mut distinct = picks.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), picks.len(), "{picks:?}");
+}
