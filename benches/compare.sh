@@ -42,7 +42,7 @@
 #                             ports and settings as rzk would get): proves the
 #                             script end to end before rzk can run a mode; the
 #                             report then says so. `rzk bench` is still used.
-# With the defaults a full run takes about 10 minutes.
+# With the defaults a full run takes about 15 minutes (the ensemble half 7).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

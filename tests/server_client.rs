@@ -266,17 +266,8 @@ fn pipelined_requests_are_all_answered_in_order() {
     use rzk::proto::*;
     use std::io::{Read, Write};
     let server = RzkServer::start("");
-    let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+    let mut s = common::send_connect(server.port);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut frame = Vec::new();
-    encode_framed(
-        &ConnectRequest {
-            time_out: 10_000,
-            ..Default::default()
-        },
-        &mut frame,
-    );
-    s.write_all(&frame).unwrap();
     let read_frame = |s: &mut std::net::TcpStream| {
         let mut len = [0u8; 4];
         s.read_exact(&mut len).unwrap();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{RzkServer, four_letter, free_port};
+use common::{RzkServer, four_letter, free_port, send_connect};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zookeeper_client as zk;
@@ -230,24 +230,6 @@ fn writes_through_any_server_reads_and_watches_everywhere() {
         );
         assert!(config.ends_with("version=0"), "{config}");
     });
-}
-
-/// Sends a ConnectRequest on a fresh socket to `port`.
-fn send_connect(port: u16) -> std::net::TcpStream {
-    use rzk::proto::{ConnectRequest, encode_framed};
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut frame = Vec::new();
-    encode_framed(
-        &ConnectRequest {
-            time_out: 10_000,
-            ..Default::default()
-        },
-        &mut frame,
-    );
-    s.write_all(&frame).unwrap();
-    s
 }
 
 /// Reads the server's answer: the ConnectResponse frame's length, or None

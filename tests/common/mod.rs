@@ -37,6 +37,23 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Sends a ConnectRequest on a fresh socket to `port`.
+pub fn send_connect(port: u16) -> std::net::TcpStream {
+    use rzk::proto::{ConnectRequest, encode_framed};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut frame = Vec::new();
+    encode_framed(
+        &ConnectRequest {
+            time_out: 10_000,
+            ..Default::default()
+        },
+        &mut frame,
+    );
+    s.write_all(&frame).unwrap();
+    s
+}
+
 /// Sends a four-letter word and returns the reply ("" if it failed).
 pub fn four_letter(port: u16, word: &str) -> String {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
