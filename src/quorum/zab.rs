@@ -446,18 +446,22 @@ impl Leader {
         let epoch = max + 1;
         self.epoch = Some(epoch);
         self.last_proposed = make_zxid(epoch, 0);
+        // LEADERINFO goes out only once our own accepted epoch is durable
+        // (ZooKeeper writes the file before sending it): a learner that
+        // accepted an epoch its leader then lost in a crash would refuse
+        // every later leader of a lower epoch, for as long as one leads.
         let seq = hist.set_accepted_epoch(epoch, out);
         self.self_waits.push((seq, SelfWait::EpochAck));
-        let waiting: Vec<ServerId> = self
-            .handles
-            .iter()
-            .filter(|(_, h)| h.stage == HandleStage::AwaitAckEpoch)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            self.send_leader_info(id, epoch, out);
-        }
         self.on_persisted(hist, out)
+    }
+
+    /// Our accepted epoch is durable: LEADERINFO to every learner waiting.
+    fn send_leader_infos(&self, epoch: i64, out: &mut Vec<Action>) {
+        for (id, h) in &self.handles {
+            if h.stage == HandleStage::AwaitAckEpoch {
+                self.send_leader_info(*id, epoch, out);
+            }
+        }
     }
 
     fn send_leader_info(&self, to: ServerId, epoch: i64, out: &mut Vec<Action>) {
@@ -481,6 +485,9 @@ impl Leader {
             match w {
                 SelfWait::EpochAck => {
                     self.epoch_acks.insert(me);
+                    if let Some(epoch) = self.epoch {
+                        self.send_leader_infos(epoch, out);
+                    }
                     self.try_start_sync(hist, out)?;
                 }
                 SelfWait::NewLeaderAck => {
@@ -604,6 +611,17 @@ impl Leader {
         observer: bool,
         out: &mut Vec<Action>,
     ) -> Control {
+        if let Some(e) = self.epoch
+            && accepted_epoch > e
+        {
+            // The learner accepted a higher epoch (from a would-be leader
+            // that failed before anyone else got it) and will refuse ours
+            // for as long as we lead. ZooKeeper leaves it out for that long;
+            // a new election makes the epoch at least one higher each time.
+            return normal(format!(
+                "server {from} accepted epoch {accepted_epoch}, above ours ({e}): electing again"
+            ));
+        }
         // A reconnecting learner replaces its old connection.
         self.handles.insert(
             from,
@@ -617,10 +635,12 @@ impl Leader {
         );
         self.newleader_acks.remove(&from);
         match self.epoch {
-            Some(e) => {
+            // Not before our accepted epoch is durable (`send_leader_infos`).
+            Some(e) if self.epoch_acks.contains(&self.cfg.me) => {
                 self.send_leader_info(from, e, out);
                 Ok(())
             }
+            Some(_) => Ok(()),
             None => self.try_fix_epoch(hist, out),
         }
     }
@@ -1433,6 +1453,93 @@ mod tests {
             &mut out,
         );
         assert!(matches!(r, Err(StepDown::Normal(_))));
+    }
+
+    #[test]
+    fn leader_info_waits_for_our_accepted_epoch_to_be_durable() {
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: 1,
+                current_epoch: 1,
+                snapshot_zxid: 0,
+                log: log(&[z(1, 1)]),
+            },
+            10,
+        );
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out).unwrap();
+        let info = LearnerInfo {
+            server_id: 2,
+            ..Default::default()
+        };
+        out.clear();
+        let follower_info = ZabMessage::FollowerInfo {
+            accepted_epoch: 1,
+            info,
+        };
+        l.on_message(&mut h, 2, follower_info, &mut out).unwrap();
+        assert_eq!(l.epoch(), Some(2));
+        let leader_infos = |out: &[Action]| {
+            out.iter()
+                .filter(|a| {
+                    matches!(
+                        a,
+                        Action::Send {
+                            msg: ZabMessage::LeaderInfo { .. },
+                            ..
+                        }
+                    )
+                })
+                .count()
+        };
+        assert_eq!(leader_infos(&out), 0, "sent before the epoch was durable");
+        durable(&mut h);
+        l.on_persisted(&mut h, &mut out).unwrap();
+        assert_eq!(leader_infos(&out), 1);
+    }
+
+    #[test]
+    fn a_learner_that_accepted_a_higher_epoch_makes_the_leader_elect_again() {
+        // A leader that fixed epoch 3 meets a learner that accepted epoch 5
+        // from a would-be leader that failed.
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: 2,
+                current_epoch: 2,
+                snapshot_zxid: 0,
+                log: log(&[z(1, 1)]),
+            },
+            10,
+        );
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out).unwrap();
+        let info = |id| LearnerInfo {
+            server_id: id,
+            ..Default::default()
+        };
+        l.on_message(
+            &mut h,
+            2,
+            ZabMessage::FollowerInfo {
+                accepted_epoch: 2,
+                info: info(2),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(l.epoch(), Some(3));
+        let r = l.on_message(
+            &mut h,
+            3,
+            ZabMessage::FollowerInfo {
+                accepted_epoch: 5,
+                info: info(3),
+            },
+            &mut out,
+        );
+        assert!(matches!(r, Err(StepDown::Normal(_))), "{r:?}");
     }
 
     #[test]
