@@ -8,7 +8,11 @@
 //! * [`election`] — [`election::Election`]: FLE rounds, votes ordered by
 //!   (peer epoch, zxid, sid), quorum of matching votes, late joiners learning
 //!   the leader from FOLLOWING/LEADING notifications, exponential
-//!   notification timeout (200 ms doubling to 60 s).
+//!   notification timeout (200 ms doubling to 60 s); unlike ZooKeeper it
+//!   answers a worse vote at once and ends a round without finalizeWait when
+//!   no other voter can still send a vote (all agree or are unreachable).
+//!   Leaders send LEADERINFO only once their new accepted epoch is durable,
+//!   and step down for a learner that accepted a higher epoch.
 //! * [`zab`] — [`zab::Leader`] and [`zab::Learner`] (follower or observer):
 //!   discovery (FOLLOWERINFO / LEADERINFO / ACKEPOCH, new epoch agreed by a
 //!   quorum), synchronisation (DIFF / TRUNC / SNAP, NEWLEADER, UPTODATE) and

@@ -15,8 +15,9 @@
 //!   retried with exponential backoff; on a new connection with nothing
 //!   queued the last notification sent is sent again.
 //!
-//! Received notifications and `Connected` go to the node task as
-//! [`Input`]s. Only sockets, framing and this rule live here; what to send
+//! Received notifications, `Connected` and `Unreachable` (a connection
+//! broke, or a connect failed, once per outage: the election then waits for
+//! nobody on that side) go to the node task as [`Input`]s. Only sockets, framing and this rule live here; what to send
 //! is the election core's business.
 
 use super::Endpoint;
