@@ -358,6 +358,20 @@ failover() { # target: kill the ensemble leader, time the first successful write
     done
 }
 
+# One `rzk bench` run; its JSON lines go to $out/DIR/NAME.json (removed when
+# the run fails, so the report never reads half a run), its table to NAME.txt.
+run_bench() { # dir name mode target workload clients [extra bench args...]
+    local dir=$1 name=$2 mode=$3 target=$4 workload=$5 clients=$6
+    shift 6
+    if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
+        --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
+        --workload "$workload" --json "$out/$dir/$name.json" --quiet "$@" \
+        >"$out/$dir/$name.txt" 2>&1; then
+        log "$mode/$target: $workload with $clients clients $* failed (see $dir/$name.txt)"
+        rm -f "$out/$dir/$name.json"
+    fi
+}
+
 # The offered rate for the equal-load runs of a workload: BENCH_EQUAL_LOAD_PCT
 # of the lower closed-loop throughput of the two servers at `clients`.
 equal_rate() { # mode workload clients
@@ -392,15 +406,9 @@ for mode in $modes; do
             run_index=$((run_index + 1))
             for target in $order; do
                 [[ -n ${up["$mode/$target"]:-} ]] || continue
-                name="${mode}_${target}_${workload//:/}_c${clients}"
                 log "$mode/$target: $workload, $clients clients"
-                if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
-                    --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
-                    --workload "$workload" --json "$out/runs/$name.json" --quiet \
-                    >"$out/runs/$name.txt" 2>&1; then
-                    log "$mode/$target: $workload with $clients clients failed (see runs/$name.txt)"
-                    rm -f "$out/runs/$name.json"
-                fi
+                run_bench runs "${mode}_${target}_${workload//:/}_c${clients}" "$mode" "$target" \
+                    "$workload" "$clients"
             done
         done
     done
@@ -413,15 +421,9 @@ for mode in $modes; do
             rate=$(equal_rate "$mode" "$workload" "$headline") || continue
             for target in $targets; do
                 [[ -n ${up["$mode/$target"]:-} ]] || continue
-                name="${mode}_${target}_${workload//:/}_r${rate}"
                 log "$mode/$target: $workload at $rate ops/s offered, $equal_load_clients clients"
-                if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$equal_load_clients" \
-                    --rate "$rate" --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
-                    --workload "$workload" --json "$out/rate/$name.json" --quiet \
-                    >"$out/rate/$name.txt" 2>&1; then
-                    log "$mode/$target: $workload at $rate ops/s failed (see rate/$name.txt)"
-                    rm -f "$out/rate/$name.json"
-                fi
+                run_bench rate "${mode}_${target}_${workload//:/}_r${rate}" "$mode" "$target" \
+                    "$workload" "$equal_load_clients" --rate "$rate"
             done
         done
     fi

@@ -23,30 +23,29 @@ WORKLOAD_LABEL = {"set": "write (set)", "get": "read (get)", "mixed90": "mixed 9
 COLOUR = {"set": "tab:red", "get": "tab:blue", "mixed90": "tab:green"}
 
 
-def load_runs(result_dir):
-    """{(mode, target, workload, clients): total-line dict}"""
+def load_dir(result_dir, subdir):
+    """{(mode, target, workload, N): {op: line}} for runs named
+    MODE_TARGET_WORKLOAD_<letter>N.json (N: clients or offered rate); the
+    "total" line is under "total"; runs without one are left out."""
     runs = {}
-    for path in sorted(glob.glob(os.path.join(result_dir, "runs", "*.json"))):
-        mode, target, workload, clients = os.path.basename(path)[:-5].split("_")
-        with open(path) as handle:
-            lines = [json.loads(line) for line in handle if line.strip()]
-        total = next((line for line in lines if line.get("type") == "total"), None)
-        if total is not None:
-            runs[(mode, target, workload, int(clients[1:]))] = total
-    return runs
-
-
-def load_rate_runs(result_dir):
-    """{(mode, target, workload, rate): {op: line}} of the equal-load runs."""
-    runs = {}
-    for path in sorted(glob.glob(os.path.join(result_dir, "rate", "*.json"))):
-        mode, target, workload, rate = os.path.basename(path)[:-5].split("_")
+    for path in sorted(glob.glob(os.path.join(result_dir, subdir, "*.json"))):
+        mode, target, workload, number = os.path.basename(path)[:-5].split("_")
         with open(path) as handle:
             lines = [json.loads(line) for line in handle if line.strip()]
         by_op = {line["op"]: line for line in lines if line.get("type") in ("op", "total")}
         if "total" in by_op:
-            runs[(mode, target, workload, int(rate[1:]))] = by_op
+            runs[(mode, target, workload, int(number[1:]))] = by_op
     return runs
+
+
+def load_runs(result_dir):
+    """{(mode, target, workload, clients): total-line dict} of the closed-loop runs."""
+    return {key: by_op["total"] for key, by_op in load_dir(result_dir, "runs").items()}
+
+
+def load_rate_runs(result_dir):
+    """{(mode, target, workload, rate): {op: line}} of the equal-load runs."""
+    return load_dir(result_dir, "rate")
 
 
 def equal_load_table(mode, rate_runs):

@@ -6,7 +6,9 @@
 //! - `apache` (default): Apache ZooKeeper 3.8 from Debian's `zookeeper` package, run with java;
 //! - `rzk`: this crate's own `rzk server`.
 
-use std::net::TcpListener;
+mod common;
+
+use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -28,14 +30,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn write_zoo_cfg(dir: &Path, port: u16) -> PathBuf {

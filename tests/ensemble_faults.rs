@@ -477,6 +477,43 @@ fn wiped_follower_rejoins_with_all_data() {
 
 /// Whether any file under `dir` contains `needle`. Files are read in 1 MiB
 /// chunks up to the first all-zero chunk (preallocated log space).
+/// Creates `path` with a unique value through `c`, a session on `leader`,
+/// which can no longer reach a quorum (cut off, or its followers paused);
+/// waits until the proposal is in the leader's log, SIGKILLs the leader and
+/// checks that the write was never acknowledged. Returns the value, to look
+/// for in data dirs afterwards.
+fn ghost_write_then_kill(
+    rt: &tokio::runtime::Runtime,
+    ens: &mut Ensemble,
+    name: &str,
+    leader: u32,
+    c: zk::Client,
+    path: &'static str,
+    tag: &str,
+) -> Vec<u8> {
+    let ghost = format!("{tag}-{}-{:?}", std::process::id(), Instant::now()).into_bytes();
+    let value = ghost.clone();
+    let reply = rt.spawn(async move {
+        tokio::time::timeout(Duration::from_secs(10), c.create(path, &value, &open_acl())).await
+    });
+    let data = ens.node(leader).data_dir();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dir_contains(&data, &ghost) {
+        assert!(
+            Instant::now() < deadline,
+            "{name}: the leader never logged the proposal (did the write reach it in time?)"
+        );
+        sleep_ms(50);
+    }
+    ens.kill9(leader);
+    let r = rt.block_on(reply).unwrap();
+    assert!(
+        !matches!(r, Ok(Ok(_))),
+        "{name}: the write was acknowledged without a quorum: {r:?}"
+    );
+    ghost
+}
+
 fn dir_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return false;
@@ -540,31 +577,8 @@ fn uncommitted_proposal_of_old_leader_is_discarded() {
     let followers: Vec<u32> = ens.ids().into_iter().filter(|i| *i != old).collect();
     let c = rt.block_on(connect_retry(&ens.addr(old), Duration::from_secs(20)));
     ens.isolate(&[old]);
-    let ghost = format!("GHOST-{}-{:?}", std::process::id(), Instant::now()).into_bytes();
-    let g2 = ghost.clone();
-    let reply = rt.spawn(async move {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            c.create("/uc/ghost", &g2, &open_acl()),
-        )
-        .await
-    });
-    // Wait until the proposal is in the old leader's log.
+    let ghost = ghost_write_then_kill(&rt, &mut ens, name, old, c, "/uc/ghost", "GHOST");
     let data = ens.node(old).data_dir();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !dir_contains(&data, &ghost) {
-        assert!(
-            Instant::now() < deadline,
-            "{name}: the isolated leader never logged the proposal (did the write reach it in time?)"
-        );
-        sleep_ms(50);
-    }
-    ens.kill9(old);
-    let r = rt.block_on(reply).unwrap();
-    assert!(
-        !matches!(r, Ok(Ok(_))),
-        "{name}: the write was acknowledged without a quorum: {r:?}"
-    );
     // The followers elect a leader among themselves and go on.
     let new = ens.wait_serving(&followers, Duration::from_secs(30));
     let fcs = ens.connect_string_of(&followers);
@@ -623,30 +637,7 @@ fn in_flight_proposal_at_leader_crash_is_all_or_nothing() {
     for f in &followers {
         ens.pause(*f);
     }
-    let ghost = format!("INFLIGHT-{}-{:?}", std::process::id(), Instant::now()).into_bytes();
-    let g2 = ghost.clone();
-    let reply = rt.spawn(async move {
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            c.create("/if/ghost", &g2, &open_acl()),
-        )
-        .await
-    });
-    let data = ens.node(old).data_dir();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !dir_contains(&data, &ghost) {
-        assert!(
-            Instant::now() < deadline,
-            "{name}: the leader never logged the proposal"
-        );
-        sleep_ms(50);
-    }
-    ens.kill9(old);
-    let r = rt.block_on(reply).unwrap();
-    assert!(
-        !matches!(r, Ok(Ok(_))),
-        "{name}: the write was acknowledged without a quorum: {r:?}"
-    );
+    ghost_write_then_kill(&rt, &mut ens, name, old, c, "/if/ghost", "INFLIGHT");
     for f in &followers {
         ens.resume(*f);
     }

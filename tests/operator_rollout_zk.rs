@@ -161,13 +161,7 @@ struct Harness {
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    (0..n).map(|_| common::free_port()).collect()
 }
 
 fn participants(n: u32) -> Vec<Member> {

@@ -5,7 +5,10 @@
 //!
 //! Skips (with a message) only when /usr/share/zookeeper is absent.
 
+mod common;
+
 use bytes::Bytes;
+use common::free_port;
 use rzk::proto::OpCode;
 use rzk::proto::records::{Acl, Id, StatPersisted};
 use rzk::proto::txn::{CreateTxn, SetDataTxn, Txn, TxnHeader};
@@ -13,7 +16,7 @@ use rzk::storage::format::{self, tree_digest};
 use rzk::storage::{DataDir, LogEntry, SnapNode, Snapshot, TxnLog};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,14 +34,6 @@ fn zookeeper_missing() -> bool {
         "SKIPPED: {ZK_SHARE} is absent; install Debian's `zookeeper` package to run the Apache ZooKeeper compatibility tests"
     );
     true
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running Apache ZooKeeper; killed (and reaped) when dropped, whatever

@@ -1278,6 +1278,33 @@ mod tests {
         h.persisted(s);
     }
 
+    /// Server 1 started as leader on a log `zs` with both epochs at `epoch`.
+    fn started_leader(epoch: i64, zs: &[Zxid]) -> (History, Leader, Vec<Action>) {
+        let mut h = History::new(
+            PersistentState {
+                accepted_epoch: epoch,
+                current_epoch: epoch,
+                snapshot_zxid: 0,
+                log: log(zs),
+            },
+            10,
+        );
+        let mut l = Leader::new(cfg(1));
+        let mut out = Vec::new();
+        l.start(&mut h, &mut out).unwrap();
+        (h, l, out)
+    }
+
+    fn follower_info(id: ServerId, accepted_epoch: i64) -> ZabMessage {
+        ZabMessage::FollowerInfo {
+            accepted_epoch,
+            info: LearnerInfo {
+                server_id: id as i64,
+                ..Default::default()
+            },
+        }
+    }
+
     fn sent_to(out: &[Action], to: ServerId) -> Vec<ZabMessage> {
         out.iter()
             .filter_map(|a| match a {
@@ -1416,32 +1443,9 @@ mod tests {
 
     #[test]
     fn leader_behind_a_follower_steps_down() {
-        let mut h = History::new(
-            PersistentState {
-                accepted_epoch: 1,
-                current_epoch: 1,
-                snapshot_zxid: 0,
-                log: log(&[z(1, 1)]),
-            },
-            10,
-        );
-        let mut l = Leader::new(cfg(1));
-        let mut out = Vec::new();
-        l.start(&mut h, &mut out).unwrap();
-        let info = LearnerInfo {
-            server_id: 2,
-            ..Default::default()
-        };
-        l.on_message(
-            &mut h,
-            2,
-            ZabMessage::FollowerInfo {
-                accepted_epoch: 2,
-                info,
-            },
-            &mut out,
-        )
-        .unwrap();
+        let (mut h, mut l, mut out) = started_leader(1, &[z(1, 1)]);
+        l.on_message(&mut h, 2, follower_info(2, 2), &mut out)
+            .unwrap();
         assert_eq!(l.epoch(), Some(3));
         let r = l.on_message(
             &mut h,
@@ -1457,28 +1461,10 @@ mod tests {
 
     #[test]
     fn leader_info_waits_for_our_accepted_epoch_to_be_durable() {
-        let mut h = History::new(
-            PersistentState {
-                accepted_epoch: 1,
-                current_epoch: 1,
-                snapshot_zxid: 0,
-                log: log(&[z(1, 1)]),
-            },
-            10,
-        );
-        let mut l = Leader::new(cfg(1));
-        let mut out = Vec::new();
-        l.start(&mut h, &mut out).unwrap();
-        let info = LearnerInfo {
-            server_id: 2,
-            ..Default::default()
-        };
+        let (mut h, mut l, mut out) = started_leader(1, &[z(1, 1)]);
         out.clear();
-        let follower_info = ZabMessage::FollowerInfo {
-            accepted_epoch: 1,
-            info,
-        };
-        l.on_message(&mut h, 2, follower_info, &mut out).unwrap();
+        l.on_message(&mut h, 2, follower_info(2, 1), &mut out)
+            .unwrap();
         assert_eq!(l.epoch(), Some(2));
         let leader_infos = |out: &[Action]| {
             out.iter()
@@ -1503,42 +1489,11 @@ mod tests {
     fn a_learner_that_accepted_a_higher_epoch_makes_the_leader_elect_again() {
         // A leader that fixed epoch 3 meets a learner that accepted epoch 5
         // from a would-be leader that failed.
-        let mut h = History::new(
-            PersistentState {
-                accepted_epoch: 2,
-                current_epoch: 2,
-                snapshot_zxid: 0,
-                log: log(&[z(1, 1)]),
-            },
-            10,
-        );
-        let mut l = Leader::new(cfg(1));
-        let mut out = Vec::new();
-        l.start(&mut h, &mut out).unwrap();
-        let info = |id| LearnerInfo {
-            server_id: id,
-            ..Default::default()
-        };
-        l.on_message(
-            &mut h,
-            2,
-            ZabMessage::FollowerInfo {
-                accepted_epoch: 2,
-                info: info(2),
-            },
-            &mut out,
-        )
-        .unwrap();
+        let (mut h, mut l, mut out) = started_leader(2, &[z(1, 1)]);
+        l.on_message(&mut h, 2, follower_info(2, 2), &mut out)
+            .unwrap();
         assert_eq!(l.epoch(), Some(3));
-        let r = l.on_message(
-            &mut h,
-            3,
-            ZabMessage::FollowerInfo {
-                accepted_epoch: 5,
-                info: info(3),
-            },
-            &mut out,
-        );
+        let r = l.on_message(&mut h, 3, follower_info(3, 5), &mut out);
         assert!(matches!(r, Err(StepDown::Normal(_))), "{r:?}");
     }
 
