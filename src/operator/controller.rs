@@ -795,6 +795,10 @@ fn pod_to_cluster(pod: Pod) -> Option<ObjectRef<ZookeeperCluster>> {
     Some(ObjectRef::new(instance).within(&pod.namespace()?))
 }
 
+/// How long the controller may take to drain after a stop signal (well
+/// inside Kubernetes' default 30 s termination grace period).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
 /// Run the operator: telemetry endpoint, optional leader election, the controller; stop
 /// gracefully on SIGTERM/SIGINT or when leadership is lost.
 pub async fn run(args: super::OperatorArgs) -> anyhow::Result<()> {
@@ -852,6 +856,8 @@ pub async fn run(args: super::OperatorArgs) -> anyhow::Result<()> {
     };
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=rzk-operator");
     let lost = election.as_ref().map(|e| e.is_leader.clone());
+    // Set once a stop is asked for, to bound the controller's drain below.
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         match lost {
             Some(rx) => {
@@ -864,8 +870,9 @@ pub async fn run(args: super::OperatorArgs) -> anyhow::Result<()> {
             }
             None => shutdown_signal().await,
         }
+        let _ = stopping_tx.send(true);
     };
-    Controller::new(clusters, watcher::Config::default())
+    let controller = Controller::new(clusters, watcher::Config::default())
         .owns(stss, owned.clone())
         .owns(cms, owned.clone())
         .owns(svcs, owned.clone())
@@ -882,8 +889,26 @@ pub async fn run(args: super::OperatorArgs) -> anyhow::Result<()> {
                 Ok((obj, action)) => tracing::debug!(cluster = %obj, ?action, "reconciled"),
                 Err(e) => tracing::warn!(error = %e, "reconcile error"),
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown waits for the controller's streams to
+    // drain, and with its watches in error backoff that wait sometimes never
+    // ends (seen under CPU load: SIGTERM taken, the process still running
+    // 15 s later). Kubernetes would SIGKILL it after the grace period; we
+    // give the drain a bounded time and stop on our own.
+    let drain_limit = async move {
+        if stopping.wait_for(|stop| *stop).await.is_err() {
+            // No stop was asked for: the controller ended on its own.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_DRAIN).await;
+    };
+    tokio::select! {
+        () = controller => {}
+        () = drain_limit => tracing::warn!(
+            limit = ?SHUTDOWN_DRAIN,
+            "the controller did not drain in time after the stop signal; stopping anyway"
+        ),
+    }
     tracing::info!("controller stopped");
     if let Some(election) = election {
         election.release().await;
