@@ -145,6 +145,14 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The `"type": "total"` line of a run's JSON output.
+fn total_line(lines: &[serde_json::Value]) -> &serde_json::Value {
+    lines
+        .iter()
+        .find(|line| line["type"] == "total")
+        .expect("a total line")
+}
+
 fn root_exists(port: u16, path: &str) -> bool {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -190,10 +198,7 @@ fn bench_smoke_mixed_and_watch() {
     assert!(stderr.contains("req/s"), "no progress on stderr:\n{stderr}");
 
     let lines = json_lines(&std::fs::read_to_string(json_path).unwrap());
-    let total = lines
-        .iter()
-        .find(|line| line["type"] == "total")
-        .expect("a total line");
+    let total = total_line(&lines);
     assert!(total["ops"].as_u64().unwrap() > 0, "{total}");
     assert_eq!(total["errors"].as_u64(), Some(0), "{total}");
     assert_eq!(total["workload"], "mixed:80");
@@ -240,10 +245,7 @@ fn bench_smoke_mixed_and_watch() {
             String::from_utf8_lossy(&output.stderr)
         );
         let lines = json_lines(&stdout);
-        let total = lines
-            .iter()
-            .find(|line| line["type"] == "total")
-            .expect("a total line");
+        let total = total_line(&lines);
         assert!(total["ops"].as_u64().unwrap() > 0, "{total}");
         assert_eq!(total["errors"].as_u64(), Some(0), "{total}");
         let expected_ops: &[&str] = if workload == "watch" {
@@ -288,10 +290,7 @@ fn bench_smoke_mixed_and_watch() {
         String::from_utf8_lossy(&output.stderr)
     );
     let lines = json_lines(&stdout);
-    let total = lines
-        .iter()
-        .find(|line| line["type"] == "total")
-        .expect("a total line");
+    let total = total_line(&lines);
     assert_eq!(total["target_rate"].as_f64(), Some(100.0), "{total}");
     let ops = total["ops"].as_u64().unwrap();
     assert!(ops > 0 && ops <= 100, "{total}");
@@ -338,4 +337,56 @@ fn bench_rejects_bad_arguments_without_panicking() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!stderr.is_empty());
     }
+}
+
+/// Ctrl-C (SIGINT) in the middle of a run: the partial results are reported,
+/// the run's znodes removed, and the exit is clean.
+#[test]
+fn bench_interrupted_reports_and_cleans_up() {
+    let server = start_server();
+    let servers = format!("127.0.0.1:{}", server.port);
+    let started = Instant::now();
+    let child = Command::new(RZK)
+        .args([
+            "bench",
+            "--servers",
+            &servers,
+            "--clients",
+            "2",
+            "--duration",
+            "60",
+            "--warmup",
+            "0",
+            "--workload",
+            "set",
+            "--json",
+            "-",
+            "--root",
+            "/rzk-bench-interrupted",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rzk bench");
+    // Past connecting and setting up: the load is running.
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: kill only sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().expect("wait for rzk bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run went on after Ctrl-C"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let lines = json_lines(&stdout);
+    let total = total_line(&lines);
+    assert!(total["ops"].as_u64().unwrap() > 0, "{total}");
+    assert!(total["duration_s"].as_f64().unwrap() < 30.0, "{total}");
+    assert!(
+        !root_exists(server.port, "/rzk-bench-interrupted"),
+        "rzk bench left its znodes behind"
+    );
 }

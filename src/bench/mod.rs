@@ -7,9 +7,11 @@
 //! - `report`: histograms, table and JSON lines (pure)
 //! - `runner`: sessions, setup/cleanup, the load loop, progress (IO)
 //! - `probe`: "first served request" timing for start-up and fail-over (IO)
+//! - `exec`: the one-thread runtime both run on (no tokio, see why there)
 //!
 //! This file parses and validates the arguments and writes the report.
 
+pub mod exec;
 pub mod pacing;
 pub mod probe;
 pub mod report;
@@ -179,9 +181,8 @@ fn write_report(
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let run_id = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
     let plan = plan(&args, &run_id).map_err(anyhow::Error::msg)?;
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     if let Some(kind) = args.probe {
-        let ok = runtime.block_on(probe::run(&plan.servers, kind, args.probe_timeout));
+        let ok = exec::block_on(probe::run(&plan.servers, kind, args.probe_timeout));
         return Ok(if ok {
             ExitCode::SUCCESS
         } else {
@@ -196,9 +197,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         target_rate: plan.rate,
         duration_s: 0.0,
     };
-    let outcome = runtime.block_on(runner::execute(plan))?;
-    // Sessions close in the background; do not let a slow close hold the exit.
-    runtime.shutdown_timeout(Duration::from_secs(2));
+    // Tasks of the client crate still running after the run (a session
+    // close slower than `execute` waits for) are dropped with the executor.
+    let outcome = exec::block_on(runner::execute(plan))?;
     let info = report::RunInfo {
         duration_s: outcome.measured.as_secs_f64(),
         ..info_base

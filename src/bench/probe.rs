@@ -5,10 +5,10 @@
 //! script subtract its own recorded instant, independent of process start-up.
 //! Touches the network, the clock and stdout.
 
+use crate::bench::exec;
 use crate::bench::runner::{connect, error_name};
 use serde::Serialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zookeeper_client::{Acls, CreateMode};
 
 /// Which request must succeed.
@@ -78,20 +78,20 @@ pub async fn run(servers: &str, kind: ProbeKind, timeout: Duration) -> bool {
     let mut last_error = None;
     let ok = loop {
         attempts += 1;
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(servers, kind, attempts)).await {
-            Ok(Ok(())) => break true,
-            Ok(Err(error)) => {
+        match exec::timeout(ATTEMPT_TIMEOUT, attempt(servers, kind, attempts)).await {
+            Some(Ok(())) => break true,
+            Some(Err(error)) => {
                 last_error = Some(match error.downcast_ref::<zookeeper_client::Error>() {
                     Some(zk) => error_name(zk),
                     None => format!("{error:#}"),
                 })
             }
-            Err(_) => last_error = Some("Timeout".to_string()),
+            None => last_error = Some("Timeout".to_string()),
         }
         if start.elapsed() >= timeout {
             break false;
         }
-        tokio::time::sleep(RETRY_PAUSE).await;
+        exec::sleep(RETRY_PAUSE).await;
     };
     let line = ProbeLine {
         kind_tag: "probe",

@@ -3,6 +3,7 @@
 //! created. Touches the network (through `zookeeper-client`), the clock and
 //! stderr; all decisions come from `workload`, `pacing` and `report`.
 
+use crate::bench::exec;
 use crate::bench::pacing::Pacer;
 use crate::bench::report::Recorder;
 use crate::bench::workload::{Layout, OpKind, Workload};
@@ -12,8 +13,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions, Error as ZkError, SessionState};
 
 /// How long a watch notification may take before it counts as lost.
@@ -88,15 +88,15 @@ pub async fn connect(servers: &str, timeout: Duration) -> anyhow::Result<Client>
                 remaining.clamp(Duration::from_millis(100), Duration::from_secs(5)),
             )
             .with_fail_eagerly();
-        let error = match tokio::time::timeout(remaining, connector.connect(servers)).await {
-            Ok(Ok(client)) => return Ok(client),
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "no session".to_string(),
+        let error = match exec::timeout(remaining, connector.connect(servers)).await {
+            Some(Ok(client)) => return Ok(client),
+            Some(Err(error)) => error.to_string(),
+            None => "no session".to_string(),
         };
         if Instant::now() + CONNECT_RETRY_PAUSE >= deadline {
             anyhow::bail!("cannot connect to {servers} within {timeout:?}: {error}");
         }
-        tokio::time::sleep(CONNECT_RETRY_PAUSE).await;
+        exec::sleep(CONNECT_RETRY_PAUSE).await;
     }
 }
 
@@ -195,8 +195,7 @@ async fn clean_up_with_retry(plan: &Plan, clients: &[Client]) -> anyhow::Result<
     let connected = clients
         .iter()
         .all(|client| client.state() == SessionState::SyncConnected);
-    if connected
-        && let Ok(Ok(())) = tokio::time::timeout(CLEANUP_TIMEOUT, clean_up(plan, clients)).await
+    if connected && let Some(Ok(())) = exec::timeout(CLEANUP_TIMEOUT, clean_up(plan, clients)).await
     {
         return Ok(());
     }
@@ -235,7 +234,7 @@ struct Shared {
     done: AtomicBool,
     /// Set on Ctrl-C: clients stop sending, the partial results are reported
     /// and the znodes are still cleaned up.
-    interrupted: AtomicBool,
+    interrupted: Arc<AtomicBool>,
 }
 
 /// The fixed instants of a run.
@@ -289,7 +288,7 @@ async fn iterate(client: &Client, plan: &Plan, it: &Iteration, steps: &mut Vec<S
             };
             // The notification may arrive before the set's reply, so it is
             // awaited concurrently and timestamped where it lands.
-            let notified = tokio::spawn(async move {
+            let mut notified = exec::spawn(async move {
                 watcher.changed().await;
                 Instant::now()
             });
@@ -298,17 +297,20 @@ async fn iterate(client: &Client, plan: &Plan, it: &Iteration, steps: &mut Vec<S
             let set_failed = set.is_err();
             push_step(steps, OpKind::Set, set, since);
             if set_failed {
-                notified.abort();
+                notified.cancel();
                 return;
             }
-            match tokio::time::timeout(WATCH_TIMEOUT, notified).await {
-                Ok(Ok(at)) => steps.push(Step {
+            match exec::timeout(WATCH_TIMEOUT, &mut notified).await {
+                Some(Ok(at)) => steps.push(Step {
                     kind: OpKind::Watch,
                     latency: at - since,
                     result: Ok(()),
                 }),
-                Ok(Err(_)) => push_step(steps, OpKind::Watch, Err(ZkError::ClientClosed), since),
-                Err(_) => push_step(steps, OpKind::Watch, Err(ZkError::Timeout), since),
+                Some(Err(_)) => push_step(steps, OpKind::Watch, Err(ZkError::ClientClosed), since),
+                None => {
+                    notified.cancel();
+                    push_step(steps, OpKind::Watch, Err(ZkError::Timeout), since)
+                }
             }
         }
         workload => {
@@ -369,12 +371,12 @@ async fn drive(
             break;
         }
         // On schedule, the client sleeps until the intended time; the timer may
-        // wake it a little late (tokio's timer has millisecond granularity), and
-        // that lateness is the client's, so latency counts from the real send.
+        // wake it a little late (a busy machine), and that lateness is the
+        // client's, so latency counts from the real send.
         // Behind schedule, it was held up by the server's earlier replies, so
         // latency counts from the intended time: that wait is the server's.
         let send_from = if intended > Instant::now() {
-            tokio::time::sleep_until(intended).await;
+            exec::sleep_until(intended).await;
             Instant::now()
         } else {
             intended
@@ -391,10 +393,9 @@ async fn drive(
         // A request still unanswered when the run is over (server gone, session
         // reconnecting) is abandoned and counted, instead of stretching the run.
         let deadline = clock.end + END_GRACE;
-        let finished = tokio::select! {
-            () = iterate(&client, &plan, &iteration, &mut steps) => true,
-            () = tokio::time::sleep_until(deadline) => false,
-        };
+        let finished = exec::until(deadline, iterate(&client, &plan, &iteration, &mut steps))
+            .await
+            .is_some();
         if !finished {
             let kinds = plan.workload.iteration(iteration.roll);
             let kind = kinds[steps.len().min(kinds.len() - 1)];
@@ -441,11 +442,12 @@ async fn drive(
 
 /// Prints one progress line per second to stderr until the run is done.
 async fn report_progress(clock: Clock, shared: Arc<Shared>) {
-    let mut ticker =
-        tokio::time::interval_at(clock.start + Duration::from_secs(1), Duration::from_secs(1));
     let mut previous = 0u64;
+    let mut next = clock.start;
     while !shared.done.load(Ordering::Relaxed) {
-        let now = ticker.tick().await;
+        next += Duration::from_secs(1);
+        exec::sleep_until(next).await;
+        let now = next;
         if shared.done.load(Ordering::Relaxed) {
             break;
         }
@@ -463,6 +465,20 @@ async fn report_progress(clock: Clock, shared: Arc<Shared>) {
             shared.errors.load(Ordering::Relaxed)
         );
         previous = completed;
+    }
+}
+
+/// Lets the first Ctrl-C set `interrupted`; a second one ends the process at
+/// once (exit status 130, as a shell reports SIGINT).
+fn catch_interrupt(interrupted: &Arc<AtomicBool>) {
+    use signal_hook::consts::SIGINT;
+    // The conditional shutdown goes first: it fires only once the flag is
+    // already set, that is on the second signal.
+    let registered =
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, interrupted.clone())
+            .and_then(|_| signal_hook::flag::register(SIGINT, interrupted.clone()));
+    if let Err(error) = registered {
+        eprintln!("rzk bench: warning: cannot catch Ctrl-C: {error}");
     }
 }
 
@@ -488,43 +504,41 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
         completed: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         done: AtomicBool::new(false),
-        interrupted: AtomicBool::new(false),
+        interrupted: Arc::new(AtomicBool::new(false)),
     });
     let plan = Arc::new(plan);
     let progress = plan
         .progress
-        .then(|| tokio::spawn(report_progress(clock, shared.clone())));
-    let interrupt = tokio::spawn({
-        let shared = shared.clone();
-        async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("rzk bench: interrupted; reporting what was measured and cleaning up");
-                shared.interrupted.store(true, Ordering::Relaxed);
-            }
-        }
-    });
+        .then(|| exec::spawn(report_progress(clock, shared.clone())));
+    catch_interrupt(&shared.interrupted);
     let tasks: Vec<_> = clients
         .iter()
         .cloned()
         .enumerate()
         .map(|(index, client)| {
-            tokio::spawn(drive(client, index, plan.clone(), clock, shared.clone()))
+            exec::spawn(drive(client, index, plan.clone(), clock, shared.clone()))
         })
         .collect();
     let mut recorder = Recorder::default();
     for task in join_all(tasks).await {
-        recorder.merge(&task.context("a load task failed")?);
+        match task {
+            Ok(finished) => recorder.merge(&finished),
+            Err(error) => anyhow::bail!("a load task failed: {error:?}"),
+        }
     }
     let finished = Instant::now();
     shared.done.store(true, Ordering::Relaxed);
     if let Some(progress) = progress {
-        progress.abort();
+        progress.cancel();
     }
-    interrupt.abort();
     // Throughput is per scheduled second of measurement: requests started in
     // the window and answered shortly after it still count, abandoned ones are
     // errors. An interrupted run measured only up to the interruption.
-    let measured = if shared.interrupted.load(Ordering::Relaxed) {
+    let interrupted = shared.interrupted.load(Ordering::Relaxed);
+    if interrupted {
+        eprintln!("rzk bench: interrupted; reporting what was measured and cleaning up");
+    }
+    let measured = if interrupted {
         finished
             .min(clock.end)
             .saturating_duration_since(measure_from)
@@ -539,7 +553,25 @@ pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
             plan.layout.run_dir()
         );
     }
+    close_sessions(clients).await;
     Ok(Outcome { recorder, measured })
+}
+
+/// Longest the sessions get to close at the end of a run.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes the sessions (dropping a client sends closeSession from a task of
+/// the client crate) and waits for it, so no session of this run lingers on
+/// the servers until it expires, into the next run.
+async fn close_sessions(clients: Vec<Client>) {
+    let watchers: Vec<_> = clients.iter().map(Client::state_watcher).collect();
+    drop(clients);
+    let closed = join_all(watchers.into_iter().map(|mut watcher| async move {
+        while !watcher.state().is_terminated() {
+            watcher.changed().await;
+        }
+    }));
+    let _ = exec::timeout(CLOSE_TIMEOUT, closed).await;
 }
 
 #[cfg(test)]
