@@ -14,7 +14,7 @@
 # Parameters (environment):
 #   BENCH_DURATION=8          measured seconds per run
 #   BENCH_WARMUP=2            warm-up seconds per run
-#   BENCH_CLIENTS="1 4 16"    client counts (the largest one is the headline)
+#   BENCH_CLIENTS="1 4 16 64" client counts (the largest one is the headline)
 #   BENCH_WORKLOADS="set get mixed:90"
 #   BENCH_VALUE_SIZE=100      bytes per znode value
 #   BENCH_TARGETS="apache rzk"
@@ -50,7 +50,7 @@ repo=$(cd "$here/.." && pwd)
 
 duration=${BENCH_DURATION:-8}
 warmup=${BENCH_WARMUP:-2}
-clients_list=${BENCH_CLIENTS:-"1 4 16"}
+clients_list=${BENCH_CLIENTS:-"1 4 16 64"}
 workloads=${BENCH_WORKLOADS:-"set get mixed:90"}
 value_size=${BENCH_VALUE_SIZE:-100}
 targets=${BENCH_TARGETS:-"apache rzk"}
