@@ -67,6 +67,13 @@ pub struct BenchArgs {
     /// No per-second progress on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// How sessions pick their server: `even` puts session i on the i-th
+    /// server (round robin), so every server carries the same number of
+    /// sessions, as behind a balancing load balancer; `random` leaves the
+    /// choice to the client library (a random server per session, and a
+    /// session moves to another server if its own fails).
+    #[arg(long, value_enum, default_value = "even")]
+    pub spread: Spread,
     /// Instead of a load run: retry one fresh-session read or write until it
     /// succeeds and print when (start-up and fail-over timing).
     #[arg(long, value_enum)]
@@ -74,6 +81,36 @@ pub struct BenchArgs {
     /// How long --probe keeps retrying.
     #[arg(long, default_value = "60", value_parser = parse_duration)]
     pub probe_timeout: Duration,
+}
+
+/// See [`BenchArgs::spread`].
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    Even,
+    Random,
+}
+
+/// The connect string each session uses. With `Even` and several servers,
+/// session i gets only server i mod n (and the chroot, if any): a session
+/// given the whole list lands on a random server, and with 64 sessions over
+/// three servers one of them typically carries a fifth more than its share,
+/// which then decides the tail latency of a closed-loop run.
+pub fn session_servers(servers: &str, clients: usize, spread: Spread) -> Vec<String> {
+    let (hosts, chroot) = match servers.find('/') {
+        Some(slash) => servers.split_at(slash),
+        None => (servers, ""),
+    };
+    let hosts: Vec<&str> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .collect();
+    (0..clients)
+        .map(|i| match spread {
+            Spread::Even if hosts.len() > 1 => format!("{}{chroot}", hosts[i % hosts.len()]),
+            _ => servers.to_string(),
+        })
+        .collect()
 }
 
 /// Parses `10`, `2.5`, `500ms`, `10s`, `2m`.
@@ -139,6 +176,7 @@ pub fn plan(args: &BenchArgs, run_id: &str) -> Result<runner::Plan, String> {
     let root = args.root.trim_end_matches('/').to_string();
     Ok(runner::Plan {
         servers: args.servers.trim().to_string(),
+        session_servers: session_servers(args.servers.trim(), args.clients, args.spread),
         clients: args.clients,
         duration: args.duration,
         warmup: args.warmup,
@@ -280,6 +318,30 @@ mod tests {
         assert_eq!(plan.rate, Some(1000.0));
         assert_eq!(plan.warmup, Duration::ZERO);
         assert_eq!(plan.layout.key(0), "/b/run-x/keys/k000000");
+        assert_eq!(
+            plan.session_servers,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
+        );
+    }
+
+    #[test]
+    fn sessions_spread_evenly_or_take_the_whole_list() {
+        assert_eq!(
+            session_servers("a:1, b:2,c:3/app", 4, Spread::Even),
+            ["a:1/app", "b:2/app", "c:3/app", "a:1/app"]
+        );
+        assert_eq!(
+            session_servers("a:1,b:2", 2, Spread::Random),
+            ["a:1,b:2", "a:1,b:2"]
+        );
+        // One server: its string as given, chroot and all.
+        assert_eq!(
+            session_servers("a:1/x", 2, Spread::Even),
+            ["a:1/x", "a:1/x"]
+        );
+        let args = parse(&["--spread", "random", "--servers", "a:1,b:2"]).unwrap();
+        assert_eq!(plan(&args, "t").unwrap().session_servers[0], "a:1,b:2");
+        assert!(parse(&["--spread", "sideways"]).is_err());
     }
 
     #[test]

@@ -30,6 +30,8 @@ const END_GRACE: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub servers: String,
+    /// The connect string of each session (see [`super::session_servers`]).
+    pub session_servers: Vec<String>,
     pub clients: usize,
     pub duration: Duration,
     pub warmup: Duration,
@@ -484,8 +486,12 @@ fn catch_interrupt(interrupted: &Arc<AtomicBool>) {
 
 /// Runs the whole benchmark: connect, set up, load, clean up.
 pub async fn execute(plan: Plan) -> anyhow::Result<Outcome> {
-    let connections =
-        join_all((0..plan.clients).map(|_| connect(&plan.servers, plan.connect_timeout))).await;
+    let connections = join_all(
+        plan.session_servers
+            .iter()
+            .map(|servers| connect(servers, plan.connect_timeout)),
+    )
+    .await;
     let clients: Vec<Client> = connections.into_iter().collect::<anyhow::Result<_>>()?;
     if let Err(error) = set_up(&plan, &clients).await {
         // Remove whatever part of the run directory was created before failing.
