@@ -360,16 +360,47 @@ failover() { # target: kill the ensemble leader, time the first successful write
 
 # One `rzk bench` run; its JSON lines go to $out/DIR/NAME.json (removed when
 # the run fails, so the report never reads half a run), its table to NAME.txt.
+# CPU time (user + system, all threads) of the given processes, in seconds.
+cpu_seconds() { # pids...
+    local p
+    for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done |
+        awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); t += $12 + $13 } END { printf "%.3f\n", t / hz }'
+}
+
+# Writes "servers_cpu_s bench_cpu_s window_s" for the middle of a run's
+# measured window (from 1 s after the warm-up to 1 s before the end), so the
+# report can give CPU time per request: the load generator shares the cores
+# with the servers, so a server that needs less CPU per request leaves more
+# to the load generator, and throughput alone understates the difference.
+sample_cpu() { # file bench_pid server_pids...
+    local file=$1 bench=$2 s0 b0 t0 s1 b1 t1
+    shift 2
+    sleep "$(awk -v w="$warmup" 'BEGIN { print w + 1 }')"
+    s0=$(cpu_seconds "$@"); b0=$(cpu_seconds "$bench"); t0=$(date +%s.%N)
+    sleep "$(awk -v d="$duration" 'BEGIN { print (d > 3 ? d - 2 : d / 2) }')"
+    s1=$(cpu_seconds "$@"); b1=$(cpu_seconds "$bench"); t1=$(date +%s.%N)
+    kill -0 "$bench" 2>/dev/null || return 0 # ended early: no figure
+    awk -v s0="$s0" -v s1="$s1" -v b0="$b0" -v b1="$b1" -v t0="$t0" -v t1="$t1" \
+        'BEGIN { printf "%.3f %.3f %.3f\n", s1 - s0, b1 - b0, t1 - t0 }' >"$file"
+}
+
 run_bench() { # dir name mode target workload clients [extra bench args...]
-    local dir=$1 name=$2 mode=$3 target=$4 workload=$5 clients=$6
+    local dir=$1 name=$2 mode=$3 target=$4 workload=$5 clients=$6 bench sampler
     shift 6
-    if ! "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
+    "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
         --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
         --workload "$workload" --json "$out/$dir/$name.json" --quiet "$@" \
-        >"$out/$dir/$name.txt" 2>&1; then
+        >"$out/$dir/$name.txt" 2>&1 &
+    bench=$!
+    # shellcheck disable=SC2046 # one pid per word
+    sample_cpu "$out/$dir/$name.cpu" "$bench" $(pids_of "$mode" "$target") &
+    sampler=$!
+    if ! wait "$bench"; then
         log "$mode/$target: $workload with $clients clients $* failed (see $dir/$name.txt)"
         rm -f "$out/$dir/$name.json"
     fi
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
 }
 
 # The offered rate for the equal-load runs of a workload: BENCH_EQUAL_LOAD_PCT

@@ -33,9 +33,26 @@ def load_dir(result_dir, subdir):
         with open(path) as handle:
             lines = [json.loads(line) for line in handle if line.strip()]
         by_op = {line["op"]: line for line in lines if line.get("type") in ("op", "total")}
+        cpu = load_cpu(path[:-5] + ".cpu", by_op.get("total"))
+        if cpu:
+            by_op["total"].update(cpu)
         if "total" in by_op:
             runs[(mode, target, workload, int(number[1:]))] = by_op
     return runs
+
+
+def load_cpu(path, total):
+    """CPU µs per request of the servers (all nodes) and of the load generator,
+    from compare.sh's sample_cpu file ("servers_s bench_s window_s"), or {}."""
+    if total is None or not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        fields = handle.read().split()
+    if len(fields) != 3 or float(fields[2]) <= 0 or not total.get("throughput"):
+        return {}
+    servers, bench, window = map(float, fields)
+    ops = total["throughput"] * window
+    return {"server_cpu_us": servers / ops * 1e6, "bench_cpu_us": bench / ops * 1e6}
 
 
 def load_runs(result_dir):
@@ -101,6 +118,8 @@ def fmt(value, unit):
         return f"{value:,.0f} ops/s"
     if unit == "ms":
         return f"{value:,.2f} ms" if value < 100 else f"{value:,.0f} ms"
+    if unit == "µs":
+        return f"{value:,.1f} µs"
     if unit == "MiB":
         return f"{value:,.1f} MiB"
     return f"{value}"
@@ -118,7 +137,7 @@ def figures(mode, runs, meta, headline):
 
     def run_value(target, workload, field, scale=1.0):
         total = runs.get((mode, target, workload, headline))
-        if total is None or total.get("errors"):
+        if total is None or total.get("errors") or field not in total:
             return None
         return total[field] * scale
 
@@ -129,6 +148,10 @@ def figures(mode, runs, meta, headline):
         for pct in ("p50", "p99"):
             rows.append((f"{label} {pct} latency, {headline} clients", "ms", "lower",
                          *(run_value(t, workload, f"{pct}_us", 0.001) for t in TARGETS)))
+
+    for workload, label in WORKLOAD_LABEL.items():
+        rows.append((f"{label} server CPU per request (all nodes), {headline} clients", "µs", "lower",
+                     *(run_value(t, workload, "server_cpu_us") for t in TARGETS)))
 
     def meta_value(target, metric, reduce, scale=1.0):
         values = meta.get((mode, target, metric), [])
@@ -213,12 +236,18 @@ def plot(result_dir, mode, runs, clients_list):
 
 
 def all_runs_table(runs):
-    out = ["| mode | server | workload | clients | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |",
-           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| mode | server | workload | clients | ops/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors "
+           "| server CPU µs/op | bench CPU µs/op |",
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def cpu(t, field):
+        return f"{t[field]:.1f}" if field in t else "n/a"
+
     for (mode, target, workload, clients), t in sorted(runs.items()):
         out.append(f"| {mode} | {LABEL[target]} | {workload} | {clients} | {t['throughput']:,.0f} | "
                    f"{t['p50_us'] / 1000:.2f} | {t['p90_us'] / 1000:.2f} | {t['p99_us'] / 1000:.2f} | "
-                   f"{t['p999_us'] / 1000:.2f} | {t['max_us'] / 1000:.2f} | {t['errors']} |")
+                   f"{t['p999_us'] / 1000:.2f} | {t['max_us'] / 1000:.2f} | {t['errors']} | "
+                   f"{cpu(t, 'server_cpu_us')} | {cpu(t, 'bench_cpu_us')} |")
     return "\n".join(out) + "\n"
 
 

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::ensemble::{Ensemble, Spec};
 use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -388,5 +389,60 @@ fn bench_interrupted_reports_and_cleans_up() {
     assert!(
         !root_exists(server.port, "/rzk-bench-interrupted"),
         "rzk bench left its znodes behind"
+    );
+}
+
+/// `num_alive_connections` from a `mntr` reply.
+fn alive_connections(mntr: &str) -> Option<u64> {
+    mntr.lines()
+        .find_map(|line| line.strip_prefix("zk_num_alive_connections"))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+/// Over several servers, `--spread even` (the default) puts the same number
+/// of sessions on each; left to the client library, six sessions land 2/2/2
+/// on three servers in only one run out of eight.
+#[test]
+fn bench_spreads_sessions_evenly_over_an_ensemble() {
+    let ens = Ensemble::start(Spec::new("bench-spread", 3));
+    let servers = ens.connect_string();
+    let child = Command::new(RZK)
+        .args(["bench", "--servers", &servers, "--clients", "6"])
+        .args([
+            "--workload",
+            "get",
+            "--duration",
+            "4",
+            "--warmup",
+            "0",
+            "--quiet",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rzk bench");
+    // Each server counts the two bench sessions; Apache ZooKeeper also counts
+    // the connection that asks `mntr`, rzk does not.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen: Vec<Option<u64>> = ens
+            .ids()
+            .into_iter()
+            .map(|id| alive_connections(&ens.mntr(id)))
+            .collect();
+        if seen.iter().all(|&count| count == seen[0]) && matches!(seen[0], Some(2 | 3)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "connections per server never 2 each during the run: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait for rzk bench");
+    assert!(
+        out.status.success(),
+        "rzk bench failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
