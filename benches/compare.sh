@@ -358,8 +358,6 @@ failover() { # target: kill the ensemble leader, time the first successful write
     done
 }
 
-# One `rzk bench` run; its JSON lines go to $out/DIR/NAME.json (removed when
-# the run fails, so the report never reads half a run), its table to NAME.txt.
 # CPU time (user + system, all threads) of the given processes, in seconds.
 cpu_seconds() { # pids...
     local p
@@ -384,6 +382,9 @@ sample_cpu() { # file bench_pid server_pids...
         'BEGIN { printf "%.3f %.3f %.3f\n", s1 - s0, b1 - b0, t1 - t0 }' >"$file"
 }
 
+# One `rzk bench` run; its JSON lines go to $out/DIR/NAME.json (removed when
+# the run fails, so the report never reads half a run), its table to NAME.txt,
+# the CPU sample to NAME.cpu.
 run_bench() { # dir name mode target workload clients [extra bench args...]
     local dir=$1 name=$2 mode=$3 target=$4 workload=$5 clients=$6 bench sampler
     shift 6

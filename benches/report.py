@@ -33,10 +33,8 @@ def load_dir(result_dir, subdir):
         with open(path) as handle:
             lines = [json.loads(line) for line in handle if line.strip()]
         by_op = {line["op"]: line for line in lines if line.get("type") in ("op", "total")}
-        cpu = load_cpu(path[:-5] + ".cpu", by_op.get("total"))
-        if cpu:
-            by_op["total"].update(cpu)
         if "total" in by_op:
+            by_op["total"].update(load_cpu(path[:-5] + ".cpu", by_op["total"]))
             runs[(mode, target, workload, int(number[1:]))] = by_op
     return runs
 
@@ -44,7 +42,7 @@ def load_dir(result_dir, subdir):
 def load_cpu(path, total):
     """CPU µs per request of the servers (all nodes) and of the load generator,
     from compare.sh's sample_cpu file ("servers_s bench_s window_s"), or {}."""
-    if total is None or not os.path.exists(path):
+    if not os.path.exists(path):
         return {}
     with open(path) as handle:
         fields = handle.read().split()

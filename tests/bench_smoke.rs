@@ -9,7 +9,7 @@
 mod common;
 
 use common::ensemble::{Ensemble, Spec};
-use common::free_port;
+use common::{free_port, mntr_value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -133,6 +133,17 @@ fn bench(args: &[&str]) -> Output {
         .arg("bench")
         .args(args)
         .output()
+        .expect("run rzk bench")
+}
+
+/// Starts `rzk bench` with its output piped, for a test that acts while it runs.
+fn spawn_bench(args: &[&str]) -> Child {
+    Command::new(RZK)
+        .arg("bench")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run rzk bench")
 }
 
@@ -347,28 +358,22 @@ fn bench_interrupted_reports_and_cleans_up() {
     let server = start_server();
     let servers = format!("127.0.0.1:{}", server.port);
     let started = Instant::now();
-    let child = Command::new(RZK)
-        .args([
-            "bench",
-            "--servers",
-            &servers,
-            "--clients",
-            "2",
-            "--duration",
-            "60",
-            "--warmup",
-            "0",
-            "--workload",
-            "set",
-            "--json",
-            "-",
-            "--root",
-            "/rzk-bench-interrupted",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run rzk bench");
+    let child = spawn_bench(&[
+        "--servers",
+        &servers,
+        "--clients",
+        "2",
+        "--duration",
+        "60",
+        "--warmup",
+        "0",
+        "--workload",
+        "set",
+        "--json",
+        "-",
+        "--root",
+        "/rzk-bench-interrupted",
+    ]);
     // Past connecting and setting up: the load is running.
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: kill only sends a signal to our own child process.
@@ -392,13 +397,6 @@ fn bench_interrupted_reports_and_cleans_up() {
     );
 }
 
-/// `num_alive_connections` from a `mntr` reply.
-fn alive_connections(mntr: &str) -> Option<u64> {
-    mntr.lines()
-        .find_map(|line| line.strip_prefix("zk_num_alive_connections"))
-        .and_then(|value| value.trim().parse().ok())
-}
-
 /// Over several servers, `--spread even` (the default) puts the same number
 /// of sessions on each; left to the client library, six sessions land 2/2/2
 /// on three servers in only one run out of eight.
@@ -406,21 +404,19 @@ fn alive_connections(mntr: &str) -> Option<u64> {
 fn bench_spreads_sessions_evenly_over_an_ensemble() {
     let ens = Ensemble::start(Spec::new("bench-spread", 3));
     let servers = ens.connect_string();
-    let child = Command::new(RZK)
-        .args(["bench", "--servers", &servers, "--clients", "6"])
-        .args([
-            "--workload",
-            "get",
-            "--duration",
-            "4",
-            "--warmup",
-            "0",
-            "--quiet",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run rzk bench");
+    let child = spawn_bench(&[
+        "--servers",
+        &servers,
+        "--clients",
+        "6",
+        "--workload",
+        "get",
+        "--duration",
+        "4",
+        "--warmup",
+        "0",
+        "--quiet",
+    ]);
     // Each server counts the two bench sessions; Apache ZooKeeper also counts
     // the connection that asks `mntr`, rzk does not.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -428,7 +424,7 @@ fn bench_spreads_sessions_evenly_over_an_ensemble() {
         let seen: Vec<Option<u64>> = ens
             .ids()
             .into_iter()
-            .map(|id| alive_connections(&ens.mntr(id)))
+            .map(|id| mntr_value(&ens.mntr(id), "num_alive_connections"))
             .collect();
         if seen.iter().all(|&count| count == seen[0]) && matches!(seen[0], Some(2 | 3)) {
             break;

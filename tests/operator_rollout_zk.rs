@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::history::{Entry, Op, Outcome, check};
+use common::mntr_value;
 use rzk::operator::controller::{AdminPassword, EnsembleAdmin, ZkAdmin};
 use rzk::operator::planner::{Action, MemberState, Observed, Role, config_map_members, plan};
 use rzk::operator::resources::{ConfigRole, Member};
@@ -191,14 +192,6 @@ async fn health_ready(port: u16) -> Option<bool> {
         .ok()?;
     let status = reply.split_whitespace().nth(1)?;
     Some(status == "200")
-}
-
-/// `zk_<key>` from a `mntr` reply.
-fn mntr_value(mntr: &str, key: &str) -> Option<u64> {
-    mntr.lines().find_map(|l| {
-        let (k, v) = l.split_once('\t')?;
-        (k == format!("zk_{key}")).then(|| v.trim().parse().ok())?
-    })
 }
 
 impl Harness {

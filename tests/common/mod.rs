@@ -66,6 +66,14 @@ pub fn four_letter(port: u16, word: &str) -> String {
     out
 }
 
+/// `zk_<key>` from a `mntr` reply, as a number.
+pub fn mntr_value(mntr: &str, key: &str) -> Option<u64> {
+    mntr.lines().find_map(|l| {
+        let (k, v) = l.split_once('\t')?;
+        (k == format!("zk_{key}")).then(|| v.trim().parse().ok())?
+    })
+}
+
 pub struct RzkServer {
     pub port: u16,
     pub dir: PathBuf,
