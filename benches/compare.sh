@@ -32,12 +32,20 @@
 #                             server, would make the tail
 #   BENCH_START_TIMEOUT=60    seconds a server gets to serve its first request
 #   BENCH_ZK_HEAP=1000m       ZooKeeper's -Xmx (upstream zkEnv.sh's default)
+#   BENCH_ZK_JVM_FLAGS=       more java flags for ZooKeeper (word-split)
 #   BENCH_ZK_LOG=info         ZooKeeper's log level (slf4j-simple), logs/ in the results
 #   BENCH_RZK_LOG=info        rzk's RUST_LOG, logs/ in the results
 #   BENCH_BASE_PORT=31000     first port of the scheme (moved up if busy)
 #   BENCH_OUT=benches/results/<UTC time>   where results and plots go
 #   BENCH_DATA_DIR=$BENCH_OUT/data         server data (deleted at the end)
 #   RZK_BIN=target/release/rzk             the rzk binary (server and bench)
+#   BENCH_PIN="SERVER_CPUS BENCH_CPUS"     pin every server process (all
+#                             nodes, both servers) to SERVER_CPUS and the load
+#                             generator to BENCH_CPUS (taskset lists, e.g.
+#                             "0 1"): the load generator then no longer takes
+#                             CPU from the servers, which it otherwise does in
+#                             proportion to the server's speed. Empty: no
+#                             pinning (the default).
 #   BENCH_RZK_STUB=apache     run Apache ZooKeeper in the rzk column too (same
 #                             ports and settings as rzk would get): proves the
 #                             script end to end before rzk can run a mode; the
@@ -60,6 +68,7 @@ equal_load_pct=${BENCH_EQUAL_LOAD_PCT:-70}
 equal_load_clients=${BENCH_EQUAL_LOAD_CLIENTS:-64}
 start_timeout=${BENCH_START_TIMEOUT:-60}
 zk_heap=${BENCH_ZK_HEAP:-1000m}
+read -r -a zk_jvm_flags <<<"${BENCH_ZK_JVM_FLAGS:-}"
 # Both servers log at info (role changes, elections; nothing per request) to
 # $BENCH_OUT/logs/, so a fail-over can be read off the logs afterwards.
 zk_log=${BENCH_ZK_LOG:-info}
@@ -68,6 +77,20 @@ base_port=${BENCH_BASE_PORT:-31000}
 rzk_bin=${RZK_BIN:-$repo/target/release/rzk}
 rzk_stub=${BENCH_RZK_STUB:-}
 [[ -z $rzk_stub || $rzk_stub == apache ]] || { echo "BENCH_RZK_STUB must be empty or apache" >&2; exit 1; }
+pin=${BENCH_PIN:-}
+server_cpus= bench_cpus=
+if [[ -n $pin ]]; then
+    read -r server_cpus bench_cpus <<<"$pin"
+    [[ -n $server_cpus && -n $bench_cpus ]] || { echo "BENCH_PIN must be \"SERVER_CPUS BENCH_CPUS\"" >&2; exit 1; }
+    command -v taskset >/dev/null || { echo "BENCH_PIN needs taskset (util-linux)" >&2; exit 1; }
+fi
+# Command prefixes that pin servers and the load generator (empty: no
+# pinning). A prefix, not a function, so that `$!` is the server's own pid.
+server_on_cpus=() bench_on_cpus=()
+if [[ -n $pin ]]; then
+    server_on_cpus=(taskset -c "$server_cpus")
+    bench_on_cpus=(taskset -c "$bench_cpus")
+fi
 out=${BENCH_OUT:-$repo/benches/results/$(date -u +%Y%m%dT%H%M%SZ)}
 data_root=${BENCH_DATA_DIR:-$out/data}
 
@@ -200,13 +223,13 @@ start_node() { # mode target node  (records the pid)
     [[ $target == rzk && -n $rzk_stub ]] && impl=$rzk_stub
     case $impl in
         apache)
-            java "-Xmx$zk_heap" -Dorg.slf4j.simpleLogger.defaultLogLevel="$zk_log" \
+            ${server_on_cpus[@]+"${server_on_cpus[@]}"} java "-Xmx$zk_heap" ${zk_jvm_flags[@]+"${zk_jvm_flags[@]}"} -Dorg.slf4j.simpleLogger.defaultLogLevel="$zk_log" \
                 -Dzookeeper.admin.enableServer=false \
                 -cp "$zookeeper_jar:$slf4j_jar" \
                 org.apache.zookeeper.server.quorum.QuorumPeerMain "$cfg" >>"$logf" 2>&1 </dev/null &
             ;;
         rzk)
-            RUST_LOG=$rzk_log "$rzk_bin" server "$cfg" >>"$logf" 2>&1 </dev/null &
+            RUST_LOG=$rzk_log ${server_on_cpus[@]+"${server_on_cpus[@]}"} "$rzk_bin" server "$cfg" >>"$logf" 2>&1 </dev/null &
             ;;
     esac
     server_pid["$mode/$target/$node"]=$!
@@ -388,7 +411,7 @@ sample_cpu() { # file bench_pid server_pids...
 run_bench() { # dir name mode target workload clients [extra bench args...]
     local dir=$1 name=$2 mode=$3 target=$4 workload=$5 clients=$6 bench sampler
     shift 6
-    "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
+    ${bench_on_cpus[@]+"${bench_on_cpus[@]}"} "$rzk_bin" bench --servers "$(connect_string "$mode" "$target")" --clients "$clients" \
         --duration "$duration" --warmup "$warmup" --value-size "$value_size" \
         --workload "$workload" --json "$out/$dir/$name.json" --quiet "$@" \
         >"$out/$dir/$name.txt" 2>&1 &
@@ -478,11 +501,11 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 rzk_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 java_version=$(java -version 2>&1 | head -1)
 python3 - "$out" "$duration" "$warmup" "$clients_list" "$value_size" "$zk_heap" "$base_port" \
-    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" "$rzk_stub" "$failover_rounds" \
+    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" "$rzk_stub" "$failover_rounds" "$pin" \
     <<'EOF' >"$out/params.json"
 import json, sys
 (out, duration, warmup, clients, value_size, heap, base,
- load_before, load_after, commit, java, cpus, stub, rounds) = sys.argv[1:]
+ load_before, load_after, commit, java, cpus, stub, rounds, pin) = sys.argv[1:]
 params = {"duration_s": float(duration), "warmup_s": float(warmup),
           "clients": [int(c) for c in clients.split()], "value_size": int(value_size),
           "zk_heap": heap, "base_port": int(base), "cpus": int(cpus),
@@ -490,6 +513,9 @@ params = {"duration_s": float(duration), "warmup_s": float(warmup),
           "rzk_commit": commit, "java": java, "failover_rounds": int(rounds)}
 if stub:
     params["rzk_stub"] = stub
+if pin:
+    servers, bench = pin.split()
+    params["pinned"] = {"server_cpus": servers, "bench_cpus": bench}
 print(json.dumps(params))
 EOF
 python3 "$here/report.py" "$out"

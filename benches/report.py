@@ -267,6 +267,10 @@ def main():
         LABEL["rzk"] = f"rzk (stub: {params['rzk_stub']})"
         sections.append(f"**Stub run**: the rzk column ran {params['rzk_stub']} (BENCH_RZK_STUB), "
                         "not rzk; its figures and ratios only show that the script works.\n")
+    if params.get("pinned"):
+        pinned = params["pinned"]
+        sections.append(f"**Pinned run** (BENCH_PIN): every server process on CPU {pinned['server_cpus']}, "
+                        f"the load generator on CPU {pinned['bench_cpus']}.\n")
     rate_runs = load_rate_runs(result_dir)
     for mode in modes:
         sections.append(table(mode, figures(mode, runs, meta, headline)))
