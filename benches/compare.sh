@@ -77,17 +77,14 @@ base_port=${BENCH_BASE_PORT:-31000}
 rzk_bin=${RZK_BIN:-$repo/target/release/rzk}
 rzk_stub=${BENCH_RZK_STUB:-}
 [[ -z $rzk_stub || $rzk_stub == apache ]] || { echo "BENCH_RZK_STUB must be empty or apache" >&2; exit 1; }
-pin=${BENCH_PIN:-}
-server_cpus= bench_cpus=
-if [[ -n $pin ]]; then
-    read -r server_cpus bench_cpus <<<"$pin"
-    [[ -n $server_cpus && -n $bench_cpus ]] || { echo "BENCH_PIN must be \"SERVER_CPUS BENCH_CPUS\"" >&2; exit 1; }
-    command -v taskset >/dev/null || { echo "BENCH_PIN needs taskset (util-linux)" >&2; exit 1; }
-fi
 # Command prefixes that pin servers and the load generator (empty: no
 # pinning). A prefix, not a function, so that `$!` is the server's own pid.
+pin=${BENCH_PIN:-}
 server_on_cpus=() bench_on_cpus=()
 if [[ -n $pin ]]; then
+    read -r server_cpus bench_cpus <<<"$pin"
+    [[ -n $server_cpus && -n ${bench_cpus:-} ]] || { echo "BENCH_PIN must be \"SERVER_CPUS BENCH_CPUS\"" >&2; exit 1; }
+    command -v taskset >/dev/null || { echo "BENCH_PIN needs taskset (util-linux)" >&2; exit 1; }
     server_on_cpus=(taskset -c "$server_cpus")
     bench_on_cpus=(taskset -c "$bench_cpus")
 fi
