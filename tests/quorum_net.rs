@@ -65,6 +65,16 @@ struct Ensemble {
     servers: BTreeMap<ServerId, QuorumServer>,
 }
 
+/// The disks a test gives its servers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Disk {
+    /// Every op through the shell's disk task.
+    Plain,
+    /// Appends straight from the node task into a group-commit log whose
+    /// durability is reported later, from another thread.
+    GroupCommit,
+}
+
 impl Ensemble {
     /// Every server but `id`.
     fn others_than(&self, id: ServerId) -> Vec<ServerId> {
@@ -72,11 +82,11 @@ impl Ensemble {
     }
 
     async fn start(n: u64, log_window: usize) -> Self {
-        Self::start_with_observers(n, 0, log_window).await
+        Self::start_with_observers(n, 0, log_window, Disk::Plain).await
     }
 
     /// Voters 1..=n, then observers.
-    async fn start_with_observers(n: u64, observers: u64, log_window: usize) -> Self {
+    async fn start_with_observers(n: u64, observers: u64, log_window: usize, disk: Disk) -> Self {
         let ids: Vec<ServerId> = (1..=n + observers).collect();
         let peers: BTreeMap<ServerId, PeerAddrs> = ids
             .iter()
@@ -111,7 +121,11 @@ impl Ensemble {
                 peers: peers.clone(),
             };
             e.configs.insert(id, cfg);
-            e.disks.insert(id, MemoryStorage::default());
+            let storage = match disk {
+                Disk::Plain => MemoryStorage::default(),
+                Disk::GroupCommit => MemoryStorage::group_commit(),
+            };
+            e.disks.insert(id, storage);
             e.boot(id).await;
         }
         e
@@ -278,9 +292,9 @@ fn zxids_strictly_increase(applied: &[Entry]) {
 
 /// Elect, commit, kill the leader, re-elect in a higher epoch, commit, bring
 /// the old leader back and check it catches up.
-async fn failover_scenario(n: u64, log_window: usize) -> QuorumRun {
+async fn failover_scenario(n: u64, log_window: usize, disk: Disk) -> QuorumRun {
     init_tracing();
-    let mut e = Ensemble::start(n, log_window).await;
+    let mut e = Ensemble::start_with_observers(n, 0, log_window, disk).await;
     e.wait_settled("the first leader").await;
 
     let first = txns("a", 20);
@@ -352,8 +366,21 @@ struct QuorumRun {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
-    let run = failover_scenario(3, 1000).await;
+    let run = failover_scenario(3, 1000, Disk::Plain).await;
     // It may hold proposals that never committed: TRUNC then; else DIFF.
+    assert!(
+        run.syncs.diff + run.syncs.trunc >= 1 && run.syncs.snap == 0,
+        "the old leader synced from the log: {:?}",
+        run.syncs
+    );
+}
+
+/// The same over a group-commit log: appends skip the disk task, their
+/// durability arrives from the log's thread, and epoch writes and TRUNC
+/// still go through the disk task behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_fail_over_on_a_group_commit_log() {
+    let run = failover_scenario(3, 1000, Disk::GroupCommit).await;
     assert!(
         run.syncs.diff + run.syncs.trunc >= 1 && run.syncs.snap == 0,
         "the old leader synced from the log: {:?}",
@@ -363,7 +390,17 @@ async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_servers_fail_over_and_the_old_leader_catches_up_by_snap() {
-    let run = failover_scenario(5, 4).await;
+    let run = failover_scenario(5, 4, Disk::Plain).await;
+    assert!(
+        run.syncs.snap >= 1,
+        "the old leader synced by SNAP: {:?}",
+        run.syncs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_servers_catch_up_by_snap_on_a_group_commit_log() {
+    let run = failover_scenario(5, 4, Disk::GroupCommit).await;
     assert!(
         run.syncs.snap >= 1,
         "the old leader synced by SNAP: {:?}",
@@ -672,7 +709,7 @@ async fn three_servers_follower_crashes_and_a_lone_leader_refuses_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_follows_commits_and_fail_over() {
     init_tracing();
-    let mut e = Ensemble::start_with_observers(3, 1, 1000).await;
+    let mut e = Ensemble::start_with_observers(3, 1, 1000, Disk::GroupCommit).await;
     let (leader, _) = e.wait_settled("the first leader").await;
     assert_ne!(leader, 4, "an observer never leads");
     assert!(matches!(

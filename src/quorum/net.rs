@@ -10,7 +10,13 @@
 //!   input over one channel (ticks, notifications, quorum packets, disk
 //!   completions, proposals) and executes the node's actions in order; a
 //!   tick task feeds `Input::Tick`; a disk task writes [`Storage`] batches
-//!   and reports `Persisted` only once the batch is durable.
+//!   and reports `Persisted` only once the batch is durable. With a
+//!   group-commit log ([`Storage::direct_log`]) the node task appends
+//!   itself and the log's writer thread reports durability into the node
+//!   task's channel: on a follower a PROPOSAL then reaches its ACK through
+//!   the node task and the writer thread only, not also a disk task and a
+//!   waiter task (on a runtime shared with busy client connections each
+//!   task hop waits its turn behind all of them).
 //!
 //! The applied state is a [`Replica`]'s: `rzk server`'s core, or the list
 //! of applied txns ([`ListReplica`]) in the tests of this layer, whose
@@ -140,12 +146,14 @@ pub trait Storage: Send + 'static {
     fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()>;
     fn sync(&mut self) -> std::io::Result<()>;
 
-    /// For a storage whose appends never block and whose durability can be
-    /// awaited (a group-commit log): the highest durable zxid. Batches of
-    /// appends then go straight to the log and are reported `Persisted`
-    /// when this reaches them, without a blocking thread per batch, and
-    /// the next batch is queued while the previous one is being synced.
-    fn durable_watch(&self) -> Option<watch::Receiver<Zxid>> {
+    /// For a group-commit log whose appends never block: a handle through
+    /// which the node task appends itself, and `on_durable` told from the
+    /// log's writer of every commit (the highest durable zxid) or of why it
+    /// stopped. Appends then skip the disk task and their durability news
+    /// reaches the node task's channel directly (see [`Shell::persist`]).
+    /// `sync` must also cover what was appended through the handle. None:
+    /// every op goes through the disk task.
+    fn direct_log(&mut self, _on_durable: DurableHook) -> Option<Box<dyn DirectLog>> {
         None
     }
 
@@ -155,25 +163,99 @@ pub trait Storage: Send + 'static {
     }
 }
 
+/// Told by a log writer of each group commit (`Ok(highest durable zxid)`)
+/// or of its failure; called on the writer's thread, must not block.
+pub type DurableHook = Arc<dyn Fn(Result<Zxid, &str>) + Send + Sync>;
+
+/// Appends straight into a group-commit log (see [`Storage::direct_log`]).
+pub trait DirectLog: Send {
+    /// Queues `e` behind everything appended before; never blocks.
+    fn append(&self, e: &Entry);
+}
+
 /// A "disk" in memory that outlives the server using it, so a test can
 /// crash a server (abort its tasks) and restart it on the same state. A
 /// snapshot is kept as the log it stands for.
+///
+/// [`MemoryStorage::group_commit`] makes one that also stands in for a
+/// group-commit log ([`Storage::direct_log`]): direct appends wait a
+/// moment, then a writer thread makes them "durable" in a batch and reports
+/// the batch, as the txn log does after its fsync; appends still waiting
+/// when the server crashes are lost.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryStorage(Arc<Mutex<PersistentState>>);
+pub struct MemoryStorage {
+    state: Arc<Mutex<PersistentState>>,
+    group: Option<Arc<GroupCommit>>,
+}
+
+#[derive(Default)]
+struct GroupCommit {
+    /// Direct appends not yet durable; also the lock that orders them
+    /// with every other write to the state.
+    pending: Mutex<Vec<Entry>>,
+    /// Bumped by each server that starts on this disk: an older writer
+    /// thread stops.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+/// How long a direct append waits for its "fsync" in [`MemoryStorage`].
+const MEMORY_COMMIT_EVERY: Duration = Duration::from_millis(2);
 
 impl MemoryStorage {
+    pub fn group_commit() -> Self {
+        MemoryStorage {
+            state: Arc::default(),
+            group: Some(Arc::default()),
+        }
+    }
+
     pub fn state(&self) -> PersistentState {
-        lock(&self.0).clone()
+        lock(&self.state).clone()
+    }
+
+    /// Moves the waiting direct appends into the state (inside the lock of
+    /// `pending`); the last zxid moved.
+    fn commit_pending(&self, pending: &mut Vec<Entry>) -> Option<Zxid> {
+        let last = pending.last().map(|e| e.zxid);
+        lock(&self.state).log.append(pending);
+        last
+    }
+}
+
+struct MemoryAppends {
+    group: Arc<GroupCommit>,
+    /// Its writer thread stops once the server (this handle) is gone.
+    _alive: Arc<()>,
+}
+
+impl DirectLog for MemoryAppends {
+    fn append(&self, e: &Entry) {
+        lock(&self.group.pending).push(e.clone());
     }
 }
 
 impl Storage for MemoryStorage {
     fn load(&mut self) -> std::io::Result<PersistentState> {
+        if let Some(g) = &self.group {
+            // A crash loses what was never made durable.
+            lock(&g.pending).clear();
+        }
         Ok(self.state())
     }
 
     fn write(&mut self, op: &PersistOp, snapshot: Option<&[u8]>) -> std::io::Result<()> {
-        let mut d = lock(&self.0);
+        let mut pending = self.group.as_ref().map(|g| lock(&g.pending));
+        if let Some(p) = pending.as_deref_mut() {
+            // Everything appended before this op comes first.
+            self.commit_pending(p);
+        }
+        let mut d = lock(&self.state);
         match op {
             PersistOp::AcceptedEpoch(e) => d.accepted_epoch = *e,
             PersistOp::CurrentEpoch(e) => d.current_epoch = *e,
@@ -191,7 +273,38 @@ impl Storage for MemoryStorage {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(g) = &self.group {
+            self.commit_pending(&mut lock(&g.pending));
+        }
         Ok(())
+    }
+
+    fn direct_log(&mut self, on_durable: DurableHook) -> Option<Box<dyn DirectLog>> {
+        let group = self.group.clone()?;
+        let generation = group.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let me = self.clone();
+        let alive = Arc::new(());
+        let server_alive = Arc::downgrade(&alive);
+        std::thread::spawn(move || {
+            let g = me.group.as_ref().expect("a group-commit storage");
+            while g.generation.load(Ordering::SeqCst) == generation
+                && server_alive.strong_count() > 0
+            {
+                std::thread::sleep(MEMORY_COMMIT_EVERY);
+                let mut pending = lock(&g.pending);
+                if g.generation.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+                if let Some(z) = me.commit_pending(&mut pending) {
+                    drop(pending);
+                    on_durable(Ok(z));
+                }
+            }
+        });
+        Some(Box::new(MemoryAppends {
+            group,
+            _alive: alive,
+        }))
     }
 }
 
@@ -513,6 +626,13 @@ enum Event {
         stream: tokio::net::TcpStream,
     },
     Failed(String),
+    /// The disk task made everything up to `seq` durable.
+    DiskDone {
+        seq: u64,
+    },
+    /// The direct log's writer made everything up to this zxid durable, or
+    /// stopped (why).
+    Durable(Result<Zxid, String>),
     /// Freeze the node task until resumed (tests: what SIGSTOP does).
     Pause(oneshot::Receiver<()>),
 }
@@ -628,6 +748,11 @@ impl<R: Replica> QuorumServer<R> {
             tasks.clone(),
             next_conn.clone(),
         ));
+        let mut storage = storage;
+        let hook_events = events.clone();
+        let direct = storage.direct_log(Arc::new(move |r: Result<Zxid, &str>| {
+            let _ = hook_events.send(Event::Durable(r.map_err(str::to_string)));
+        }));
         let (disk_tx, disk_rx) = mpsc::unbounded_channel();
         tasks.spawn(disk_task(storage, disk_rx, events.clone()));
         let tick_every = Duration::from_millis((cfg.node.tick_ms / 2).clamp(5, 50));
@@ -663,6 +788,9 @@ impl<R: Replica> QuorumServer<R> {
             parked: Vec::new(),
             next_conn,
             disk: disk_tx,
+            disk_busy_until: None,
+            direct,
+            awaiting_durable: Default::default(),
             replica,
             requests: Vec::new(),
             staged_snapshot: None,
@@ -759,38 +887,6 @@ async fn disk_task(
             batch.push(more);
         }
         let last = batch.last().map(|b| b.0).unwrap_or(0);
-        // Appends only, to a group-commit log: queue them and report them
-        // once durable, without waiting here.
-        let appends_only = batch
-            .iter()
-            .all(|(_, op, _)| matches!(op, PersistOp::Append(_)));
-        if let (true, Some(st)) = (appends_only, storage.as_mut())
-            && let Some(mut durable) = st.durable_watch()
-        {
-            let mut target = 0;
-            for (_, op, _) in &batch {
-                if let PersistOp::Append(e) = op {
-                    target = e.zxid;
-                }
-                if let Err(e) = st.write(op, None) {
-                    let _ = events.send(Event::Failed(format!("storage write failed: {e}")));
-                    return;
-                }
-            }
-            let events = events.clone();
-            let why = st.failure();
-            tokio::spawn(async move {
-                // Later batches wait for higher zxids, so reports stay in
-                // order; `Persisted` means everything up to `last` anyway.
-                if durable.wait_for(|z| *z >= target).await.is_ok() {
-                    let _ = events.send(Event::Input(Input::Persisted { seq: last }));
-                } else {
-                    let why = why.unwrap_or_else(|| "the log writer stopped".into());
-                    let _ = events.send(Event::Failed(format!("storage write failed: {why}")));
-                }
-            });
-            continue;
-        }
         let Some(mut st) = storage.take() else { return };
         let result = tokio::task::spawn_blocking(move || {
             let r = batch
@@ -803,10 +899,7 @@ async fn disk_task(
         match result {
             Ok((st, Ok(()))) => {
                 storage = Some(st);
-                if events
-                    .send(Event::Input(Input::Persisted { seq: last }))
-                    .is_err()
-                {
+                if events.send(Event::DiskDone { seq: last }).is_err() {
                     return;
                 }
             }
@@ -842,6 +935,13 @@ struct Shell<R: Replica> {
     parked: Vec<Parked>,
     next_conn: Arc<AtomicU64>,
     disk: mpsc::UnboundedSender<(u64, PersistOp, Option<Bytes>)>,
+    /// The last op handed to the disk task and not yet done: appends wait
+    /// behind it in that task's queue rather than overtake it.
+    disk_busy_until: Option<u64>,
+    /// Appends go straight into a group-commit log when the storage has one.
+    direct: Option<Box<dyn DirectLog>>,
+    /// Direct appends (zxid, seq) not yet reported durable, in order.
+    awaiting_durable: std::collections::VecDeque<(Zxid, u64)>,
     replica: R,
     /// What the replica asked for while being called; run after.
     requests: Vec<CtxRequest>,
@@ -1073,6 +1173,32 @@ impl<R: Replica> Shell<R> {
                 tracing::error!(server = self.me, "{why}; stopping");
                 return false;
             }
+            Event::DiskDone { seq } => {
+                if self.disk_busy_until.is_some_and(|s| s <= seq) {
+                    self.disk_busy_until = None;
+                }
+                // The disk task's sync covered the direct appends before.
+                self.awaiting_durable.retain(|(_, s)| *s > seq);
+                let actions = self.node.step(Input::Persisted { seq });
+                self.execute(actions);
+            }
+            Event::Durable(Ok(zxid)) => {
+                let mut done = None;
+                while let Some(&(z, seq)) = self.awaiting_durable.front()
+                    && z <= zxid
+                {
+                    done = Some(seq);
+                    self.awaiting_durable.pop_front();
+                }
+                if let Some(seq) = done {
+                    let actions = self.node.step(Input::Persisted { seq });
+                    self.execute(actions);
+                }
+            }
+            Event::Durable(Err(why)) => {
+                tracing::error!(server = self.me, "storage write failed: {why}; stopping");
+                return false;
+            }
         }
         true
     }
@@ -1169,6 +1295,10 @@ impl<R: Replica> Shell<R> {
         }
     }
 
+    /// Hands `op` to the storage: an append straight into the direct log
+    /// when there is one and the disk task has nothing in hand (else it
+    /// would overtake an epoch write or a TRUNC); anything else to the disk
+    /// task, in order.
     fn persist(&mut self, seq: u64, op: PersistOp) {
         let mut snapshot = None;
         let result = match &op {
@@ -1193,6 +1323,14 @@ impl<R: Replica> Shell<R> {
             let _ = self.events.send(Event::Failed(why));
             return;
         }
+        if let (PersistOp::Append(e), Some(log), None) = (&op, &self.direct, self.disk_busy_until) {
+            // Straight into the log: no disk-task hop, and the writer's
+            // report comes back as `Event::Durable`.
+            log.append(e);
+            self.awaiting_durable.push_back((e.zxid, seq));
+            return;
+        }
+        self.disk_busy_until = Some(seq);
         let _ = self.disk.send((seq, op, snapshot));
     }
 

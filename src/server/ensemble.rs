@@ -38,7 +38,8 @@ use super::recovery;
 use crate::config::{self, Config, Role, ServerSpec};
 use crate::processor::{Clock, Effect, Processor, Settings, Submission};
 use crate::quorum::net::{
-    self, Ctx, Endpoint, NetConfig, NodeInfo, PeerAddrs, QuorumServer, Replica, Storage,
+    self, Ctx, DirectLog, DurableHook, Endpoint, NetConfig, NodeInfo, PeerAddrs, QuorumServer,
+    Replica, Storage,
 };
 use crate::quorum::node::{Entry, NodeConfig, Status};
 use crate::quorum::wire::{PacketType, QuorumPacket};
@@ -49,7 +50,7 @@ use crate::tree::watch::ConnId;
 use anyhow::Context;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -634,8 +635,25 @@ pub struct DiskStorage {
     log: SharedLog,
     durable: watch::Receiver<i64>,
     force_sync: bool,
-    last_appended: Zxid,
+    /// The last zxid appended, through [`Storage::write`] or the node
+    /// task's [`DirectLog`]: what `sync` waits for.
+    last_appended: Arc<AtomicI64>,
+    /// Told of every group commit of the current log writer.
+    on_durable: Option<DurableHook>,
     initial: Option<PersistentState>,
+}
+
+/// The node task's way into the txn log (see [`Storage::direct_log`]).
+struct DirectAppends {
+    log: SharedLog,
+    last_appended: Arc<AtomicI64>,
+}
+
+impl DirectLog for DirectAppends {
+    fn append(&self, e: &Entry) {
+        lock(&self.log).append_payload(e.zxid, e.txn.clone());
+        self.last_appended.store(e.zxid, Ordering::Release);
+    }
 }
 
 impl DiskStorage {
@@ -649,11 +667,14 @@ impl DiskStorage {
         let mut guard = lock(&self.log);
         let (new, durable) =
             TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
+        if let Some(hook) = &self.on_durable {
+            new.set_durable_hook(hook.clone());
+        }
         // Dropping the old writer closes its file before the files change.
         drop(std::mem::replace(&mut *guard, new));
         change(&self.dir)?;
         self.durable = durable;
-        self.last_appended = at;
+        self.last_appended.store(at, Ordering::Release);
         Ok(())
     }
 }
@@ -677,7 +698,7 @@ impl Storage for DiskStorage {
                 .map_err(std::io::Error::other),
             PersistOp::Append(e) => {
                 lock(&self.log).append_payload(e.zxid, e.txn.clone());
-                self.last_appended = e.zxid;
+                self.last_appended.store(e.zxid, Ordering::Release);
                 Ok(())
             }
             PersistOp::Truncate(z) => self.restart_log(*z, |dir| {
@@ -696,8 +717,13 @@ impl Storage for DiskStorage {
         }
     }
 
-    fn durable_watch(&self) -> Option<watch::Receiver<Zxid>> {
-        Some(self.durable.clone())
+    fn direct_log(&mut self, on_durable: DurableHook) -> Option<Box<dyn DirectLog>> {
+        lock(&self.log).set_durable_hook(on_durable.clone());
+        self.on_durable = Some(on_durable);
+        Some(Box::new(DirectAppends {
+            log: self.log.clone(),
+            last_appended: self.last_appended.clone(),
+        }))
     }
 
     fn failure(&self) -> Option<String> {
@@ -705,7 +731,7 @@ impl Storage for DiskStorage {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        let target = self.last_appended;
+        let target = self.last_appended.load(Ordering::Acquire);
         // On the disk task's blocking thread: block until the group commit
         // made everything appended durable (or the writer died).
         let reached = futures::executor::block_on(self.durable.wait_for(|z| *z >= target)).is_ok();
@@ -875,7 +901,8 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
         log: log.clone(),
         durable,
         force_sync: cfg.force_sync,
-        last_appended: last_zxid,
+        last_appended: Arc::new(AtomicI64::new(last_zxid)),
+        on_durable: None,
         initial: Some(disk_state),
     };
 

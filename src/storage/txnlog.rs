@@ -30,6 +30,12 @@
 //!
 //! An IO error stops the writer for good (ZooKeeper exits too): the watch
 //! channel closes, [`TxnLog::failure`] tells why, later appends are dropped.
+//!
+//! A [`DurableHook`] ([`TxnLog::set_durable_hook`]) is told the same news
+//! from the writer thread itself: a replicated server's node task gets the
+//! durable zxid in its own event channel, with no task between that wakes
+//! on the watch and forwards it (each such hop waits its turn behind every
+//! ready client task of the runtime).
 
 use super::datadir::{DataDir, sync_dir};
 use super::format::{self, LOG_DBID, LOG_MAGIC};
@@ -94,10 +100,15 @@ enum Command {
     Roll,
 }
 
+/// Called on the writer thread after every group commit with the highest
+/// durable zxid, or once with why the writer stopped. It must not block.
+pub type DurableHook = Arc<dyn Fn(Result<i64, &str>) + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     stats: Mutex<LogStats>,
     failure: Mutex<Option<String>>,
+    on_durable: Mutex<Option<DurableHook>>,
 }
 
 /// Handle to the log writer thread. Dropping it finishes the queued entries
@@ -177,6 +188,13 @@ impl TxnLog {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Command::AppendRaw(zxid, payload));
         }
+    }
+
+    /// Has `hook` told of every group commit from now on (and of a failure),
+    /// besides the watch channel. Set it before appending what it must
+    /// report.
+    pub fn set_durable_hook(&self, hook: DurableHook) {
+        *self.shared.on_durable.lock().expect("hook lock") = Some(hook);
     }
 
     /// The next entry starts a new `log.<zxid>` file.
@@ -282,11 +300,20 @@ fn run(
         match w.write_batch(&mut batch, &shared) {
             Ok(Some(zxid)) => {
                 durable.send_replace(zxid);
+                let hook = shared.on_durable.lock().expect("hook lock").clone();
+                if let Some(hook) = hook {
+                    hook(Ok(zxid));
+                }
             }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "transaction log write failed; the log is stopped");
-                *shared.failure.lock().expect("failure lock") = Some(e.to_string());
+                let why = e.to_string();
+                *shared.failure.lock().expect("failure lock") = Some(why.clone());
+                let hook = shared.on_durable.lock().expect("hook lock").clone();
+                if let Some(hook) = hook {
+                    hook(Err(&why));
+                }
                 // Dropping the sender closes every receiver's channel.
                 return;
             }
@@ -710,5 +737,54 @@ mod tests {
         assert!(matches!(closed, Ok(Err(_))), "channel should close");
         assert!(log.failure().unwrap().contains("log.1"));
         assert!(matches!(log.close(), Err(StorageError::LogFailed(_))));
+    }
+
+    /// What the hook heard: each group commit's durable zxid, or a failure.
+    fn recording_hook() -> (DurableHook, std::sync::mpsc::Receiver<Result<i64, String>>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = Mutex::new(tx);
+        let hook: DurableHook = Arc::new(move |r: Result<i64, &str>| {
+            let _ = tx.lock().unwrap().send(r.map_err(str::to_string));
+        });
+        (hook, rx)
+    }
+
+    #[test]
+    fn the_durable_hook_hears_every_commit_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path(), tmp.path()).unwrap();
+        let (log, mut durable) = TxnLog::start(&dir, 0, false).unwrap();
+        let (hook, heard) = recording_hook();
+        log.set_durable_hook(hook);
+        for e in sample_entries(50) {
+            log.append(e);
+        }
+        assert_eq!(wait_durable(&mut durable, 50, Duration::from_secs(60)), 50);
+        let mut last = 0;
+        while last < 50 {
+            let z = heard
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a report per commit")
+                .expect("no failure");
+            assert!(z > last, "reports rise: {z} after {last}");
+            last = z;
+        }
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn the_durable_hook_hears_the_failure() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path(), tmp.path()).unwrap();
+        let (log, _durable) = TxnLog::start(&dir, 0, true).unwrap();
+        let (hook, heard) = recording_hook();
+        log.set_durable_hook(hook);
+        std::fs::create_dir(tmp.path().join("version-2/log.1")).unwrap();
+        log.append(sample_entries(1).remove(0));
+        let why = heard
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a report")
+            .expect_err("the write failed");
+        assert!(why.contains("log.1"), "{why}");
     }
 }
