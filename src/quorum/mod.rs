@@ -25,7 +25,9 @@
 //! * [`net`] — the TCP shell: [`net::QuorumServer`] runs a `Node` on real
 //!   sockets (election port as QuorumCnxManager, quorum port with
 //!   `QuorumPacket`s and the snapshot after SNAP), a tick task, and a disk
-//!   task behind the [`net::Storage`] trait. The only module here doing IO.
+//!   task behind the [`net::Storage`] trait (appends go straight into a
+//!   group-commit log when the storage has one, [`net::Storage::direct_log`]).
+//!   The only module here doing IO.
 //! * `sim` (tests only) — a seeded simulation of 3 and 5 nodes with a lossy,
 //!   delaying, partitionable network and a disk that loses unsynced writes on
 //!   crash, with an invariant checker after every step.
