@@ -364,15 +364,30 @@ struct QuorumRun {
     syncs: rzk::quorum::net::SyncCounts,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
-    let run = failover_scenario(3, 1000, Disk::Plain).await;
-    // It may hold proposals that never committed: TRUNC then; else DIFF.
+/// Three servers: the old leader rejoins from the log. It may hold
+/// proposals that never committed: TRUNC then; else DIFF.
+async fn three_servers_catch_up_from_the_log(disk: Disk) {
+    let run = failover_scenario(3, 1000, disk).await;
     assert!(
         run.syncs.diff + run.syncs.trunc >= 1 && run.syncs.snap == 0,
         "the old leader synced from the log: {:?}",
         run.syncs
     );
+}
+
+/// Five servers with a log window of 4: the old leader needs a SNAP.
+async fn five_servers_catch_up_by_snap(disk: Disk) {
+    let run = failover_scenario(5, 4, disk).await;
+    assert!(
+        run.syncs.snap >= 1,
+        "the old leader synced by SNAP: {:?}",
+        run.syncs
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
+    three_servers_catch_up_from_the_log(Disk::Plain).await;
 }
 
 /// The same over a group-commit log: appends skip the disk task, their
@@ -380,32 +395,17 @@ async fn three_servers_elect_commit_fail_over_and_catch_up_by_diff_or_trunc() {
 /// still go through the disk task behind them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_fail_over_on_a_group_commit_log() {
-    let run = failover_scenario(3, 1000, Disk::GroupCommit).await;
-    assert!(
-        run.syncs.diff + run.syncs.trunc >= 1 && run.syncs.snap == 0,
-        "the old leader synced from the log: {:?}",
-        run.syncs
-    );
+    three_servers_catch_up_from_the_log(Disk::GroupCommit).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_servers_fail_over_and_the_old_leader_catches_up_by_snap() {
-    let run = failover_scenario(5, 4, Disk::Plain).await;
-    assert!(
-        run.syncs.snap >= 1,
-        "the old leader synced by SNAP: {:?}",
-        run.syncs
-    );
+    five_servers_catch_up_by_snap(Disk::Plain).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_servers_catch_up_by_snap_on_a_group_commit_log() {
-    let run = failover_scenario(5, 4, Disk::GroupCommit).await;
-    assert!(
-        run.syncs.snap >= 1,
-        "the old leader synced by SNAP: {:?}",
-        run.syncs
-    );
+    five_servers_catch_up_by_snap(Disk::GroupCommit).await;
 }
 
 // ---- Wire-level checks: one real server, its peers played by raw sockets

@@ -150,7 +150,7 @@ pub trait Storage: Send + 'static {
     /// which the node task appends itself, and `on_durable` told from the
     /// log's writer of every commit (the highest durable zxid) or of why it
     /// stopped. Appends then skip the disk task and their durability news
-    /// reaches the node task's channel directly (see [`Shell::persist`]).
+    /// reaches the node task's channel directly (see `Shell::persist`).
     /// `sync` must also cover what was appended through the handle. None:
     /// every op goes through the disk task.
     fn direct_log(&mut self, _on_durable: DurableHook) -> Option<Box<dyn DirectLog>> {
