@@ -498,11 +498,11 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 rzk_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 java_version=$(java -version 2>&1 | head -1)
 python3 - "$out" "$duration" "$warmup" "$clients_list" "$value_size" "$zk_heap" "$base_port" \
-    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" "$rzk_stub" "$failover_rounds" "$pin" \
+    "$load_before" "$load_after" "$rzk_commit" "$java_version" "$(nproc)" "$rzk_stub" "$failover_rounds" "${server_cpus:-}" "${bench_cpus:-}" \
     <<'EOF' >"$out/params.json"
 import json, sys
 (out, duration, warmup, clients, value_size, heap, base,
- load_before, load_after, commit, java, cpus, stub, rounds, pin) = sys.argv[1:]
+ load_before, load_after, commit, java, cpus, stub, rounds, server_cpus, bench_cpus) = sys.argv[1:]
 params = {"duration_s": float(duration), "warmup_s": float(warmup),
           "clients": [int(c) for c in clients.split()], "value_size": int(value_size),
           "zk_heap": heap, "base_port": int(base), "cpus": int(cpus),
@@ -510,9 +510,8 @@ params = {"duration_s": float(duration), "warmup_s": float(warmup),
           "rzk_commit": commit, "java": java, "failover_rounds": int(rounds)}
 if stub:
     params["rzk_stub"] = stub
-if pin:
-    servers, bench = pin.split()
-    params["pinned"] = {"server_cpus": servers, "bench_cpus": bench}
+if server_cpus:
+    params["pinned"] = {"server_cpus": server_cpus, "bench_cpus": bench_cpus}
 print(json.dumps(params))
 EOF
 python3 "$here/report.py" "$out"

@@ -632,18 +632,20 @@ impl Replica for Core {
 /// files of the data dir (see the module doc).
 pub struct DiskStorage {
     dir: Arc<DataDir>,
-    log: SharedLog,
+    /// The log writer and the last zxid appended, shared with the node
+    /// task's [`DirectLog`] handle (a clone): `sync` waits for that zxid
+    /// whichever way it was appended.
+    appends: DirectAppends,
     durable: watch::Receiver<i64>,
     force_sync: bool,
-    /// The last zxid appended, through [`Storage::write`] or the node
-    /// task's [`DirectLog`]: what `sync` waits for.
-    last_appended: Arc<AtomicI64>,
     /// Told of every group commit of the current log writer.
     on_durable: Option<DurableHook>,
     initial: Option<PersistentState>,
 }
 
-/// The node task's way into the txn log (see [`Storage::direct_log`]).
+/// The way into the txn log: the disk task's appends and the node task's
+/// (see [`Storage::direct_log`]).
+#[derive(Clone)]
 struct DirectAppends {
     log: SharedLog,
     last_appended: Arc<AtomicI64>,
@@ -664,7 +666,7 @@ impl DiskStorage {
         change: impl FnOnce(&DataDir) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         self.sync()?;
-        let mut guard = lock(&self.log);
+        let mut guard = lock(&self.appends.log);
         let (new, durable) =
             TxnLog::start(&self.dir, at, self.force_sync).map_err(std::io::Error::other)?;
         if let Some(hook) = &self.on_durable {
@@ -674,7 +676,7 @@ impl DiskStorage {
         drop(std::mem::replace(&mut *guard, new));
         change(&self.dir)?;
         self.durable = durable;
-        self.last_appended.store(at, Ordering::Release);
+        self.appends.last_appended.store(at, Ordering::Release);
         Ok(())
     }
 }
@@ -697,8 +699,7 @@ impl Storage for DiskStorage {
                 .write_epoch(CURRENT_EPOCH_FILE, *e)
                 .map_err(std::io::Error::other),
             PersistOp::Append(e) => {
-                lock(&self.log).append_payload(e.zxid, e.txn.clone());
-                self.last_appended.store(e.zxid, Ordering::Release);
+                self.appends.append(e);
                 Ok(())
             }
             PersistOp::Truncate(z) => self.restart_log(*z, |dir| {
@@ -718,25 +719,22 @@ impl Storage for DiskStorage {
     }
 
     fn direct_log(&mut self, on_durable: DurableHook) -> Option<Box<dyn DirectLog>> {
-        lock(&self.log).set_durable_hook(on_durable.clone());
+        lock(&self.appends.log).set_durable_hook(on_durable.clone());
         self.on_durable = Some(on_durable);
-        Some(Box::new(DirectAppends {
-            log: self.log.clone(),
-            last_appended: self.last_appended.clone(),
-        }))
+        Some(Box::new(self.appends.clone()))
     }
 
     fn failure(&self) -> Option<String> {
-        lock(&self.log).failure()
+        lock(&self.appends.log).failure()
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        let target = self.last_appended.load(Ordering::Acquire);
+        let target = self.appends.last_appended.load(Ordering::Acquire);
         // On the disk task's blocking thread: block until the group commit
         // made everything appended durable (or the writer died).
         let reached = futures::executor::block_on(self.durable.wait_for(|z| *z >= target)).is_ok();
         if !reached {
-            let why = lock(&self.log)
+            let why = lock(&self.appends.log)
                 .failure()
                 .unwrap_or_else(|| "stopped".into());
             return Err(std::io::Error::other(format!(
@@ -898,10 +896,12 @@ pub async fn serve(cfg: Config, id: u64) -> anyhow::Result<()> {
     let dir = Arc::new(dir);
     let storage = DiskStorage {
         dir: dir.clone(),
-        log: log.clone(),
+        appends: DirectAppends {
+            log: log.clone(),
+            last_appended: Arc::new(AtomicI64::new(last_zxid)),
+        },
         durable,
         force_sync: cfg.force_sync,
-        last_appended: Arc::new(AtomicI64::new(last_zxid)),
         on_durable: None,
         initial: Some(disk_state),
     };

@@ -111,6 +111,16 @@ struct Shared {
     on_durable: Mutex<Option<DurableHook>>,
 }
 
+impl Shared {
+    /// Calls the durable hook, if one is set, outside the hook's lock.
+    fn tell_hook(&self, news: Result<i64, &str>) {
+        let hook = self.on_durable.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            hook(news);
+        }
+    }
+}
+
 /// Handle to the log writer thread. Dropping it finishes the queued entries
 /// and joins the thread.
 pub struct TxnLog {
@@ -300,20 +310,14 @@ fn run(
         match w.write_batch(&mut batch, &shared) {
             Ok(Some(zxid)) => {
                 durable.send_replace(zxid);
-                let hook = shared.on_durable.lock().expect("hook lock").clone();
-                if let Some(hook) = hook {
-                    hook(Ok(zxid));
-                }
+                shared.tell_hook(Ok(zxid));
             }
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "transaction log write failed; the log is stopped");
                 let why = e.to_string();
                 *shared.failure.lock().expect("failure lock") = Some(why.clone());
-                let hook = shared.on_durable.lock().expect("hook lock").clone();
-                if let Some(hook) = hook {
-                    hook(Err(&why));
-                }
+                shared.tell_hook(Err(&why));
                 // Dropping the sender closes every receiver's channel.
                 return;
             }
